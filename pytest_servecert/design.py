@@ -1,0 +1,189 @@
+"""Serving-state designs: axes → contexts → which server flags and request params each needs.
+
+An *axis* is a serving knob; a *context* is one setting of the varied knobs. Server axes
+(``kv_cache_dtype``, ``prefix_caching``, ``speculative``) change the server's argv, so contexts
+that share them share one server; client axes (``batch_size`` = client concurrency, as in TR145's
+dispatch pattern, and ``temperature``) vary inside one server launch.
+
+``star`` is TR152's design (seed 000 SS3): the center (every axis at its first level) plus one
+spoke per off-center level, each deviating on exactly one axis. ``full`` crosses every level of
+every axis, which also covers the joint interactions TR152 could not measure.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import json
+from dataclasses import dataclass
+from typing import Any, Callable, Iterator, Mapping
+
+from .config import CLIENT_AXES, SERVER_AXES, ArmConfig, DesignConfig, ServecertConfig
+
+CENTER_LABEL = "baseline"
+
+
+def format_level(axis: str, value: Any) -> str:
+    if isinstance(value, bool):
+        return "on" if value else "off"
+    if isinstance(value, dict):
+        return str(value.get("method") or value.get("model") or "on")
+    return str(value)
+
+
+@dataclass(frozen=True)
+class Context:
+    """One setting of the design's axes; ``deviates`` names the off-center axes."""
+
+    levels: tuple[tuple[str, Any], ...]
+    deviates: tuple[str, ...]
+
+    @property
+    def label(self) -> str:
+        if not self.deviates:
+            return CENTER_LABEL
+        values = dict(self.levels)
+        return ",".join(f"{axis}={format_level(axis, values[axis])}" for axis in self.deviates)
+
+    def get(self, axis: str, default: Any = None) -> Any:
+        return dict(self.levels).get(axis, default)
+
+    @property
+    def server_levels(self) -> dict[str, Any]:
+        return {a: v for a, v in self.levels if a in SERVER_AXES}
+
+    @property
+    def temperature(self) -> float:
+        return float(self.get("temperature", 0.0))
+
+    @property
+    def batch_size(self) -> int:
+        return int(self.get("batch_size", 1))
+
+
+def contexts(design: DesignConfig) -> tuple[Context, ...]:
+    """The contexts of a design, center first."""
+    axes = list(design.axes.items())
+    center = tuple((axis, levels[0]) for axis, levels in axes)
+    if design.kind == "star":
+        out = [Context(levels=center, deviates=())]
+        for i, (axis, levels) in enumerate(axes):
+            for level in levels[1:]:
+                spoke = center[:i] + ((axis, level),) + center[i + 1 :]
+                out.append(Context(levels=spoke, deviates=(axis,)))
+        return tuple(out)
+    out = []
+    for combo in itertools.product(*(levels for _, levels in axes)):
+        levels = tuple((axis, value) for (axis, _), value in zip(axes, combo))
+        deviates = tuple(axis for (axis, lv), value in zip(axes, combo) if value != lv[0])
+        out.append(Context(levels=levels, deviates=deviates))
+    return tuple(out)
+
+
+def naive_server_count(config: ServecertConfig) -> int:
+    """Boots a harness would need with one server per (arm, context) cell."""
+    return len(plan_arms(config)) * len(contexts(config.design))
+
+
+# ---------------------------------------------------------------------------------------------
+# server flags
+
+
+ModelResolver = Callable[[str], str]
+
+
+def vllm_axis_args(settings: Mapping[str, Any], resolve_model: ModelResolver) -> list[str]:
+    """vLLM flags for the server axes in ``settings`` (unset axes keep the engine default)."""
+    args: list[str] = []
+    dtype = settings.get("kv_cache_dtype")
+    if dtype is not None:
+        args += ["--kv-cache-dtype", str(dtype)]
+    if "prefix_caching" in settings:
+        # V1 enables prefix caching by default, so "off" must be explicit.
+        args.append("--enable-prefix-caching" if settings["prefix_caching"] else "--no-enable-prefix-caching")
+    spec = settings.get("speculative")
+    if isinstance(spec, dict):
+        spec = dict(spec)
+        if "model" in spec:
+            spec["model"] = resolve_model(str(spec["model"]))
+        args += ["--speculative-config", json.dumps(spec, sort_keys=True)]
+    return args
+
+
+ENGINE_AXIS_ARGS: dict[str, Callable[[Mapping[str, Any], ModelResolver], list[str]]] = {
+    "vllm": vllm_axis_args,
+}
+
+
+@dataclass(frozen=True)
+class ArmPlan:
+    """An arm as the runner sees it. ``role`` is baseline, candidate or aa (baseline replica)."""
+
+    name: str
+    role: str
+    config: ArmConfig
+
+
+def plan_arms(config: ServecertConfig) -> tuple[ArmPlan, ...]:
+    arms = [ArmPlan("baseline", "baseline", config.baseline)]
+    arms += [ArmPlan(a.name, "candidate", a) for a in config.candidates]
+    if config.aa_arm:
+        # The baseline served by a second, independent server instance: the noise floor.
+        arms.append(ArmPlan("baseline~aa", "aa", config.baseline))
+    return tuple(arms)
+
+
+@dataclass(frozen=True)
+class ServerPlan:
+    """The server one (arm, server-axis levels) pair needs."""
+
+    arm: str
+    role: str
+    settings: tuple[tuple[str, Any], ...]
+    args: tuple[str, ...]
+    env: tuple[tuple[str, str], ...]
+
+
+def server_plan(
+    config: ServecertConfig, arm: ArmPlan, context: Context, resolve_model: ModelResolver
+) -> ServerPlan:
+    settings = {**arm.config.settings, **context.server_levels}
+    settings = {k: v for k, v in settings.items() if k in SERVER_AXES}
+    to_args = ENGINE_AXIS_ARGS.get(config.engine.name)
+    if to_args is None:
+        raise ValueError(f"engine {config.engine.name!r} has no axis mapping")
+    args = (*config.engine.args, *to_args(settings, resolve_model), *arm.config.args)
+    env = dict(config.engine.env) | dict(arm.config.env)
+    if arm.role == "aa":
+        # A distinct env makes a distinct server spec, hence a separate process.
+        env["SERVECERT_INSTANCE"] = "aa"
+    return ServerPlan(
+        arm=arm.name,
+        role=arm.role,
+        settings=tuple(sorted((k, _canonical(v)) for k, v in settings.items())),
+        args=tuple(args),
+        env=tuple(sorted(env.items())),
+    )
+
+
+def _canonical(value: Any) -> Any:
+    return json.dumps(value, sort_keys=True) if isinstance(value, dict) else value
+
+
+def request_seed(base_seed: int, battery: str, prompt_id: str, replicate: int) -> int:
+    """Per-request seed shared by every arm and context, so T > 0 pairs share their draw."""
+    digest = hashlib.sha256(f"{base_seed}|{battery}|{prompt_id}|{replicate}".encode()).digest()
+    return int.from_bytes(digest[:4], "big") & 0x7FFFFFFF
+
+
+def client_axes() -> tuple[str, ...]:
+    return CLIENT_AXES
+
+
+def iter_cells(
+    arms: tuple[ArmPlan, ...], ctxs: tuple[Context, ...], batteries: tuple[str, ...]
+) -> Iterator[tuple[ArmPlan, Context, str]]:
+    for arm in arms:
+        for ctx in ctxs:
+            for battery in batteries:
+                yield arm, ctx, battery
