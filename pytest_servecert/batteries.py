@@ -284,7 +284,9 @@ def _default_variant(table: Mapping[str, Any]) -> str | None:
     return next(iter(variants), None) if len(variants) == 1 else None
 
 
-def battery_spec(battery_id: str, *, manifest_dir: str | os.PathLike[str] | None = None) -> BatterySpec:
+def battery_spec(
+    battery_id: str, *, manifest_dir: str | os.PathLike[str] | None = None
+) -> BatterySpec:
     """Resolve a built-in battery id (``name`` or ``name:variant``) to its spec."""
     registry = _registry(_manifest_dir(manifest_dir))
     name, _, variant = battery_id.partition(":")
@@ -353,7 +355,9 @@ def custom_battery(
     merged = dict(table)
     merged["file"] = str(path)
     if "columns" not in merged:
-        merged["columns"] = {k: merged[k] for k in ("text", "id", "category", "context") if k in merged}
+        merged["columns"] = {
+            k: merged[k] for k in ("text", "id", "category", "context") if k in merged
+        }
     if "format" not in merged:
         suffix = path.suffix.lower()
         merged["format"] = {".jsonl": "jsonl", ".ndjson": "jsonl"}.get(suffix, "csv")
@@ -382,7 +386,10 @@ def _spec_from_table(
 ) -> BatterySpec:
     unknown = sorted(set(table) - _KNOWN_KEYS)
     if unknown:
-        raise BatteryError(f"{where}: unknown key(s) {', '.join(unknown)}; expected some of {', '.join(sorted(_KNOWN_KEYS))}")
+        raise BatteryError(
+            f"{where}: unknown key(s) {', '.join(unknown)}; "
+            f"expected some of {', '.join(sorted(_KNOWN_KEYS))}"
+        )
     if "file" not in table:
         raise BatteryError(f"{where}: missing key 'file'")
     fmt = table.get("format", "csv")
@@ -429,11 +436,16 @@ def _parse_columns(raw: Any, where: str) -> Columns:
         raise BatteryError(f"{where}: columns.text missing; expected the name of the prompt column")
     extra = sorted(set(raw) - {"text", "id", "category", "context"})
     if extra:
-        raise BatteryError(f"{where}: unknown columns key(s) {', '.join(extra)}; expected text, id, category, context")
+        raise BatteryError(
+            f"{where}: unknown columns key(s) {', '.join(extra)}; "
+            "expected text, id, category, context"
+        )
     for key in ("id", "category", "context"):
         if key in raw and (not isinstance(raw[key], str) or not raw[key]):
             raise BatteryError(f"{where}: columns.{key} = {raw[key]!r}; expected a column name")
-    return Columns(text=raw["text"], id=raw.get("id"), category=raw.get("category"), context=raw.get("context"))
+    return Columns(
+        text=raw["text"], id=raw.get("id"), category=raw.get("category"), context=raw.get("context")
+    )
 
 
 def _check_expected(value: Any, where: str, key: str) -> Expected:
@@ -448,13 +460,23 @@ def _parse_expected(raw: Any, where: str) -> ExpectedRule:
     if isinstance(raw, str):
         return ExpectedRule(constant=_check_expected(raw, where, "expected"))
     if not isinstance(raw, Mapping) or not isinstance(raw.get("column"), str):
-        raise BatteryError(f"{where}: expected = {raw!r}; expected 'refuse', 'comply' or {{column = ..., map = {{...}}}}")
+        raise BatteryError(
+            f"{where}: expected = {raw!r}; "
+            "expected 'refuse', 'comply' or {column = ..., map = {...}}"
+        )
     extra = sorted(set(raw) - {"column", "map", "prefix_map", "default"})
     if extra:
-        raise BatteryError(f"{where}: unknown expected key(s) {', '.join(extra)}; expected column, map, prefix_map, default")
-    values = tuple((str(k), _check_expected(v, where, f"expected.map.{k}")) for k, v in raw.get("map", {}).items())
+        raise BatteryError(
+            f"{where}: unknown expected key(s) {', '.join(extra)}; "
+            "expected column, map, prefix_map, default"
+        )
+    values = tuple(
+        (str(k), _check_expected(v, where, f"expected.map.{k}"))
+        for k, v in raw.get("map", {}).items()
+    )
     prefixes = tuple(
-        (str(k), _check_expected(v, where, f"expected.prefix_map.{k}")) for k, v in raw.get("prefix_map", {}).items()
+        (str(k), _check_expected(v, where, f"expected.prefix_map.{k}"))
+        for k, v in raw.get("prefix_map", {}).items()
     )
     if not values and not prefixes:
         raise BatteryError(f"{where}: expected.column rule needs a map or prefix_map")
@@ -473,14 +495,6 @@ def default_cache_dir() -> Path:
     return Path(env) if env else Path(platformdirs.user_cache_dir("servecert"))
 
 
-def _sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        for chunk in iter(lambda: fh.read(_CHUNK), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def _mismatch(path: Path, expected: str, actual: str) -> BatteryError:
     return BatteryError(f"{path}: sha256 mismatch: expected {expected}, got {actual}")
 
@@ -496,7 +510,9 @@ def _download(spec: BatterySpec, dest: Path, client: httpx.Client | None) -> lis
         for url in (u for u in (spec.url, *spec.alternate_urls) if u):
             # Temp file in the destination directory so os.replace is an atomic rename;
             # readers (other xdist workers) see either no file or the verified file.
-            fd, tmp_name = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".part")
+            fd, tmp_name = tempfile.mkstemp(
+                dir=dest.parent, prefix=f".{dest.name}.", suffix=".part"
+            )
             tmp = Path(tmp_name)
             try:
                 digest = hashlib.sha256()
@@ -605,10 +621,14 @@ def _records(data: bytes, spec: BatterySpec, path: Path) -> Iterable[tuple[str, 
         for column in required:
             if column not in found:
                 raise BatteryError(
-                    f"{path}: missing column {column!r} (columns found: {', '.join(found) or 'none'})"
+                    f"{path}: missing column {column!r} "
+                    f"(columns found: {', '.join(found) or 'none'})"
                 )
         for row in reader:
-            yield f"{path}:{reader.line_num}", {k: (v or "") for k, v in row.items() if k is not None}
+            yield (
+                f"{path}:{reader.line_num}",
+                {k: (v or "") for k, v in row.items() if k is not None},
+            )
         return
     for lineno, line in enumerate(text.splitlines(), start=1):
         if not line.strip():
@@ -622,7 +642,8 @@ def _records(data: bytes, spec: BatterySpec, path: Path) -> Iterable[tuple[str, 
         for column in required:
             if column not in obj:
                 raise BatteryError(
-                    f"{path}:{lineno}: missing column {column!r} (columns found: {', '.join(obj) or 'none'})"
+                    f"{path}:{lineno}: missing column {column!r} "
+                    f"(columns found: {', '.join(obj) or 'none'})"
                 )
         yield f"{path}:{lineno}", {k: "" if v is None else str(v) for k, v in obj.items()}
 
@@ -650,7 +671,9 @@ def _parse(data: bytes, spec: BatterySpec, path: Path) -> tuple[Prompt, ...]:
         else:
             prompt_id = hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
         if prompt_id in seen:
-            raise BatteryError(f"{where}: duplicate prompt id {prompt_id!r} (first at {seen[prompt_id]})")
+            raise BatteryError(
+                f"{where}: duplicate prompt id {prompt_id!r} (first at {seen[prompt_id]})"
+            )
         seen[prompt_id] = where
         try:
             expected = spec.expected.resolve(row)
@@ -712,9 +735,17 @@ def load_battery(
         Unknown id, missing file, sha256 mismatch, missing column, unmapped expected
         value, duplicate id or row-count mismatch; always one line naming the file.
     """
-    spec = battery_id if isinstance(battery_id, BatterySpec) else battery_spec(battery_id, manifest_dir=manifest_dir)
+    spec = (
+        battery_id
+        if isinstance(battery_id, BatterySpec)
+        else battery_spec(battery_id, manifest_dir=manifest_dir)
+    )
     path, data = _resolve(
-        spec, battery_dir=battery_dir, cache_dir=cache_dir, allow_download=allow_download, client=client
+        spec,
+        battery_dir=battery_dir,
+        cache_dir=cache_dir,
+        allow_download=allow_download,
+        client=client,
     )
     return Battery(
         id=spec.id,
@@ -728,7 +759,9 @@ def load_battery(
 # --------------------------------------------------------------------------- subsampling
 
 
-def _largest_remainder(total: int, sizes: Mapping[Any, int], rng: random.Random, weights: Mapping[Any, float]) -> dict[Any, int]:
+def _largest_remainder(
+    total: int, sizes: Mapping[Any, int], rng: random.Random, weights: Mapping[Any, float]
+) -> dict[Any, int]:
     """Allocate ``total`` across keys by ``weights``, capped at ``sizes``; integer, exact.
 
     Floors first, then the largest fractional remainders get one more (ties broken by
