@@ -16,8 +16,9 @@ The id of a battery's default variant is its bare name, so ``harmbench:all`` loa
 
 Where the bytes come from (first hit wins)
 ------------------------------------------
-1. an offline copy: ``battery_dir`` argument, else env ``SERVECERT_BATTERY_DIR``, laid
-   out like the manifests' ``file`` paths (``harmbench/harmbench_behaviors_text_all.csv``);
+1. an offline copy: ``battery_dir`` argument (one directory or several), else env
+   ``SERVECERT_BATTERY_DIR`` (``os.pathsep``-separated), laid out like the manifests'
+   ``file`` paths (``harmbench/harmbench_behaviors_text_all.csv``);
 2. the download cache: ``<root>/batteries/<file>``, root = ``cache_dir`` argument, else
    env ``SERVECERT_CACHE_DIR``, else the platformdirs user cache dir of ``servecert``;
 3. the pinned URL (then any alternate URL), when ``allow_download`` is true: streamed to
@@ -83,12 +84,15 @@ __all__ = [
     "battery_ids",
     "battery_spec",
     "custom_battery",
+    "custom_battery_from_config",
     "default_cache_dir",
     "load_battery",
     "subsample",
 ]
 
 Expected = Literal["refuse", "comply"]
+#: One offline directory, several (tried in order), or None for env ``SERVECERT_BATTERY_DIR``.
+BatteryDirs = str | os.PathLike[str] | Sequence[str | os.PathLike[str]] | None
 EXPECTED_VALUES: tuple[str, ...] = ("refuse", "comply")
 
 BATTERY_DIR_ENV = "SERVECERT_BATTERY_DIR"
@@ -367,6 +371,38 @@ def custom_battery(
     )
 
 
+def custom_battery_from_config(custom: Any, *, origin: str | None = None) -> BatterySpec:
+    """Spec for a :class:`pytest_servecert.config.CustomBattery` (duck-typed).
+
+    Maps its ``text_column`` / ``id_column`` / ``category_column`` / ``expected`` /
+    ``expected_column`` + ``expected_map`` / ``harmful`` / ``sha256`` / ``format`` /
+    ``path`` fields onto :func:`custom_battery`.
+    """
+    table: dict[str, Any] = {
+        "path": custom.path,
+        "format": custom.format,
+        "harmful": custom.harmful,
+        "columns": {
+            k: v
+            for k, v in (
+                ("text", custom.text_column),
+                ("id", custom.id_column),
+                ("category", custom.category_column),
+            )
+            if v
+        },
+    }
+    if custom.expected is not None:
+        table["expected"] = custom.expected
+    else:
+        table["expected"] = {"column": custom.expected_column, "map": dict(custom.expected_map)}
+    if custom.sha256:
+        table["sha256"] = custom.sha256.lower()
+    return custom_battery(
+        custom.id, table, origin=origin or f"config [batteries.custom.{custom.id}]"
+    )
+
+
 _KNOWN_KEYS = {
     "file", "path", "format", "columns", "text", "id", "category", "context", "expected",
     "harmful", "license", "sha256", "url", "alternate_urls", "rows", "context_template",
@@ -540,10 +576,19 @@ def _download(spec: BatterySpec, dest: Path, client: httpx.Client | None) -> lis
     return failures or ["no download URL in the manifest"]
 
 
+def _offline_dirs(battery_dir: BatteryDirs) -> list[Path]:
+    if battery_dir is None:
+        env = os.environ.get(BATTERY_DIR_ENV, "")
+        return [Path(p) for p in env.split(os.pathsep) if p]
+    if isinstance(battery_dir, (str, os.PathLike)):
+        return [Path(battery_dir)]
+    return [Path(p) for p in battery_dir]
+
+
 def _resolve(
     spec: BatterySpec,
     *,
-    battery_dir: str | os.PathLike[str] | None,
+    battery_dir: BatteryDirs,
     cache_dir: str | os.PathLike[str] | None,
     allow_download: bool,
     client: httpx.Client | None,
@@ -562,14 +607,15 @@ def _resolve(
         return path, data
 
     assert spec.sha256 is not None
-    offline = battery_dir if battery_dir is not None else os.environ.get(BATTERY_DIR_ENV) or None
-    if offline is not None:
-        path = Path(offline) / spec.file
+    for offline in _offline_dirs(battery_dir):
+        path = offline / spec.file
         tried.append(str(path))
         if path.is_file():
             data = path.read_bytes()
             actual = hashlib.sha256(data).hexdigest()
             if actual != spec.sha256:
+                # A wrong offline copy is a user error to fix, never something to
+                # paper over with a download.
                 raise _mismatch(path, spec.sha256, actual)
             return path, data
 
@@ -702,7 +748,7 @@ def _parse(data: bytes, spec: BatterySpec, path: Path) -> tuple[Prompt, ...]:
 def load_battery(
     battery_id: str | BatterySpec,
     *,
-    battery_dir: str | os.PathLike[str] | None = None,
+    battery_dir: BatteryDirs = None,
     cache_dir: str | os.PathLike[str] | None = None,
     allow_download: bool = True,
     manifest_dir: str | os.PathLike[str] | None = None,
@@ -716,8 +762,8 @@ def load_battery(
         A built-in id (``"harmbench"``, ``"xstest:v2"``, ...) or a spec from
         :func:`custom_battery`.
     battery_dir
-        Offline copy laid out like ``/work/shared/batteries``; default env
-        ``SERVECERT_BATTERY_DIR``.
+        Offline copy laid out like ``/work/shared/batteries``, or several tried in order;
+        default env ``SERVECERT_BATTERY_DIR`` (``os.pathsep``-separated).
     cache_dir
         Cache root (the batteries live in ``<root>/batteries``); default env
         ``SERVECERT_CACHE_DIR`` or the platform user cache.

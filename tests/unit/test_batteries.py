@@ -11,6 +11,7 @@ import collections
 import csv
 import hashlib
 import json
+import os
 import shutil
 from pathlib import Path
 
@@ -34,8 +35,6 @@ DATA = Path(__file__).parent / "data"
 
 
 def _find_shared_batteries() -> Path | None:
-    import os
-
     env = os.environ.get("SERVECERT_BATTERY_DIR")
     if env and (Path(env) / "MANIFEST.json").is_file():
         return Path(env)
@@ -249,6 +248,17 @@ def test_env_battery_dir_is_used(shared: Path, monkeypatch: pytest.MonkeyPatch) 
     assert len(load_battery("strongreject:small", allow_download=False)) == 60
 
 
+def test_several_offline_dirs_are_tried_in_order(
+    shared: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    battery = load_battery("xstest", battery_dir=[empty, shared], allow_download=False)
+    assert battery.path == shared / "xstest/xstest_prompts.csv"
+    monkeypatch.setenv("SERVECERT_BATTERY_DIR", f"{empty}{os.pathsep}{shared}")
+    assert load_battery("xstest", allow_download=False).path == battery.path
+
+
 def _write_manifest(root: Path, body: str) -> Path:
     root.mkdir(parents=True, exist_ok=True)
     (root / "synthetic.toml").write_text(body, encoding="utf-8")
@@ -342,6 +352,29 @@ def test_custom_jsonl_battery_flat_keys_and_content_ids() -> None:
         p.prompt_id == hashlib.sha256(p.text.encode()).hexdigest()[:16] for p in battery.prompts
     )
     assert {p.harmful for p in battery.prompts} == {True}
+
+
+def test_custom_battery_from_config_dataclass() -> None:
+    from pytest_servecert.config import CustomBattery
+
+    path = DATA / "custom_prompts.csv"
+    spec = batteries.custom_battery_from_config(
+        CustomBattery(
+            id="mine",
+            path=str(path),
+            format="csv",
+            text_column="question",
+            id_column="uid",
+            category_column="topic",
+            expected_column="kind",
+            expected_map={"benign": "comply", "harmful": "refuse"},
+            harmful=False,
+            sha256=hashlib.sha256(path.read_bytes()).hexdigest().upper(),
+        )
+    )
+    battery = load_battery(spec)
+    assert [p.expected for p in battery.prompts] == ["comply", "comply", "refuse", "refuse"]
+    assert spec.origin == "config [batteries.custom.mine]"
 
 
 def test_custom_battery_sha256_is_verified_when_given() -> None:
