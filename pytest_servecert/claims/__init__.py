@@ -1,0 +1,63 @@
+"""Claims: the catalogue of certification statements, their verdict rules and the ladder.
+
+Pure (stdlib + the pure ``stats`` core). Data flows in as :class:`CellTable` s and statistics
+results, and out as :class:`ClaimResult` s:
+
+* :mod:`.model`     Layer, Tier, Verdict, Claim, ClaimResult
+* :mod:`.cells`     CellTable (one McNemar table per battery × model × context), NoiseFloor
+* :mod:`.catalogue` every claim as data, with remedies
+* :mod:`.scope`     what a set of cells covers, and what NOT RUN cells subtract
+* :mod:`.layer5`    the serving-state rules and the licensable sentence
+* :mod:`.rules`     layers 1–4 and the inheritance gates
+* :mod:`.ladder`    ClaimLadder
+
+The rule modules import ``stats`` (numpy/scipy/statsmodels) and load on first use, so importing
+the plugin does not pay for them.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+from .catalogue import CATALOGUE, claim, remedy
+from .cells import CellStatus, CellTable, NoiseFloor
+from .ladder import ClaimLadder
+from .model import Claim, ClaimResult, Layer, Tier, Verdict
+
+_LAZY = {
+    "Layer5Options": "layer5",
+    "Layer5Results": "layer5",
+    "evaluate_layer5": "layer5",
+    "licensable_sentence": "layer5",
+    "apply_gates": "rules",
+    "judge_validity": "rules",
+    "integrity_anchor": "rules",
+    "tais_screen": "rules",
+    "rtsi_screen": "rules",
+    "mechanistic_gate_lint": "rules",
+    "latency_reproducibility": "rules",
+    "scale_band": "rules",
+}
+
+__all__ = [
+    "CATALOGUE",
+    "CellStatus",
+    "CellTable",
+    "Claim",
+    "ClaimLadder",
+    "ClaimResult",
+    "Layer",
+    "NoiseFloor",
+    "Tier",
+    "Verdict",
+    "claim",
+    "remedy",
+    *_LAZY,
+]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -1,0 +1,151 @@
+"""The claim ladder as data, and its plain-text lines (no IO here; ``report/`` prints them).
+
+One rung per summary claim, ordered by layer then claim id. Per-cell results of one claim
+(``L5.equivalence[battery/model/context]``) fold into a single rung that lists only the
+cells that did not pass, so a 72-cell design stays readable. Every rung that did not pass ends
+with a remedy sentence; the last line counts the verdicts.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass
+from itertools import groupby
+from typing import Iterator, Mapping, Sequence
+
+from .catalogue import remedy
+from .model import ClaimResult, Layer, Verdict
+
+__all__ = ["ClaimLadder", "LAYER_TITLES"]
+
+LAYER_TITLES: Mapping[Layer, str] = {
+    Layer.JUDGE_VALIDITY: "judge validity",
+    Layer.BEHAVIOURAL_SCREENS: "behavioural screens",
+    Layer.STACK_REPRODUCIBILITY: "stack reproducibility",
+    Layer.SCALE: "scale",
+    Layer.SERVING_STATE: "serving-state independence",
+}
+
+#: Worst first: a folded rung shows the worst verdict among its cells.
+_SEVERITY = (
+    Verdict.FAIL,
+    Verdict.INCONCLUSIVE,
+    Verdict.NOT_RUN,
+    Verdict.UNTESTED,
+    Verdict.SCAFFOLDED_ONLY,
+    Verdict.MONITOR,
+    Verdict.CERTIFIED,
+)
+
+_RESET = "\x1b[0m"
+_BOLD = "\x1b[1m"
+_COLOURS: Mapping[Verdict, str] = {
+    Verdict.CERTIFIED: "\x1b[32m",
+    Verdict.MONITOR: "\x1b[33m",
+    Verdict.FAIL: "\x1b[1;31m",
+    Verdict.INCONCLUSIVE: "\x1b[35m",
+    Verdict.NOT_RUN: "\x1b[36m",
+    Verdict.UNTESTED: "\x1b[36m",
+    Verdict.SCAFFOLDED_ONLY: "\x1b[36m",
+}
+
+_INDENT = "  "
+_DETAIL = "      "
+
+
+def _worst(verdicts: Sequence[Verdict]) -> Verdict:
+    return min(verdicts, key=_SEVERITY.index)
+
+
+@dataclass(frozen=True)
+class ClaimLadder:
+    """Claim results ordered by layer, claim id and subject.
+
+    Build with :meth:`from_results`; :meth:`lines` renders it; :attr:`exit_ok` is False when any
+    claim FAILed.
+    """
+
+    results: tuple[ClaimResult, ...]
+
+    @classmethod
+    def from_results(cls, results: Sequence[ClaimResult]) -> "ClaimLadder":
+        ordered = sorted(results, key=lambda r: (int(r.claim.layer), r.claim.id, r.subject))
+        return cls(tuple(ordered))
+
+    @property
+    def counts(self) -> Mapping[Verdict, int]:
+        """How many results got each verdict (per-cell results counted one by one)."""
+        counter = Counter(r.verdict for r in self.results)
+        return {v: counter[v] for v in _SEVERITY if counter[v]}
+
+    @property
+    def exit_ok(self) -> bool:
+        return not any(r.verdict is Verdict.FAIL for r in self.results)
+
+    def lines(self, color: bool = False) -> Iterator[str]:
+        """The ladder as text lines; ANSI colours only when ``color`` is True."""
+
+        def paint(text: str, verdict: Verdict | None = None, bold: bool = False) -> str:
+            if not color:
+                return text
+            code = _COLOURS[verdict] if verdict is not None else _BOLD if bold else ""
+            return f"{code}{text}{_RESET}" if code else text
+
+        rungs = self._rungs()
+        id_width = max((len(label) for _, label, _ in rungs), default=0)
+        tier_width = max((len(r.claim.tier.value) for r in self.results), default=0)
+        verdict_width = max((len(v.value) for v in _SEVERITY), default=0)
+        for layer, layer_rungs in groupby(rungs, key=lambda rung: rung[0]):
+            yield paint(f"Layer {int(layer)} · {LAYER_TITLES[layer]}", bold=True)
+            for _, label, members in layer_rungs:
+                yield from self._rung_lines(label, members, id_width, tier_width,
+                                            verdict_width, paint)
+        total = len(self.results)
+        counts = ", ".join(paint(f"{n} {v.value}", v) for v, n in self.counts.items())
+        status = "ok" if self.exit_ok else paint("FAIL", Verdict.FAIL)
+        yield f"{total} claim results: {counts}; exit {status}"
+
+    # -- internals -------------------------------------------------------------------------
+
+    def _rungs(self) -> list[tuple[Layer, str, list[ClaimResult]]]:
+        """(layer, label, results): a summary result alone, or all per-cell results of a claim."""
+        rungs: list[tuple[Layer, str, list[ClaimResult]]] = []
+        for result in self.results:
+            if not result.subject:
+                rungs.append((result.claim.layer, result.claim.id, [result]))
+                continue
+            label = f"{result.claim.id}[*]"
+            if rungs and rungs[-1][1] == label:
+                rungs[-1][2].append(result)
+            else:
+                rungs.append((result.claim.layer, label, [result]))
+        return rungs
+
+    @staticmethod
+    def _rung_lines(label, members, id_width, tier_width, verdict_width, paint) -> Iterator[str]:
+        verdict = _worst([m.verdict for m in members])
+        tier = members[0].claim.tier.value
+        head = f"{_INDENT}{label:<{id_width}}  {tier:<{tier_width}}  "
+        shown = paint(f"{verdict.value:<{verdict_width}}", verdict)
+        if len(members) == 1 and not members[0].subject:
+            result = members[0]
+            yield f"{head}{shown}  {result.headline}".rstrip()
+            if result.scope:
+                yield f"{_DETAIL}scope: {result.scope}"
+            if result.reason:
+                yield f"{_DETAIL}{'note' if result.verdict.passed else 'reason'}: {result.reason}"
+            if not result.verdict.passed:
+                yield f"{_DETAIL}remedy: {remedy(result)}"
+            return
+        tally = Counter(m.verdict for m in members)
+        summary = ", ".join(f"{tally[v]} {v.value}" for v in _SEVERITY if tally[v])
+        yield f"{head}{shown}  {len(members)} cells: {summary}".rstrip()
+        failing = [m for m in members if not m.verdict.passed]
+        for member in failing:
+            yield (f"{_DETAIL}{member.subject}  {paint(member.verdict.value, member.verdict)}  "
+                   f"{member.headline}")
+            if member.reason:
+                yield f"{_DETAIL}  {member.reason}"
+        if failing:
+            worst = next(m for m in failing if m.verdict is verdict)
+            yield f"{_DETAIL}remedy: {remedy(worst)}"
