@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass
 from itertools import groupby
-from typing import Iterator, Mapping, Sequence
+from typing import Callable, Iterator, Mapping, Sequence
 
 from .catalogue import remedy
 from .model import ClaimResult, Layer, Verdict
@@ -122,7 +122,14 @@ class ClaimLadder:
         return rungs
 
     @staticmethod
-    def _rung_lines(label, members, id_width, tier_width, verdict_width, paint) -> Iterator[str]:
+    def _rung_lines(
+        label: str,
+        members: list[ClaimResult],
+        id_width: int,
+        tier_width: int,
+        verdict_width: int,
+        paint: Callable[..., str],
+    ) -> Iterator[str]:
         verdict = _worst([m.verdict for m in members])
         tier = members[0].claim.tier.value
         head = f"{_INDENT}{label:<{id_width}}  {tier:<{tier_width}}  "
@@ -140,12 +147,24 @@ class ClaimLadder:
         tally = Counter(m.verdict for m in members)
         summary = ", ".join(f"{tally[v]} {v.value}" for v in _SEVERITY if tally[v])
         yield f"{head}{shown}  {len(members)} cells: {summary}".rstrip()
-        failing = [m for m in members if not m.verdict.passed]
-        for member in failing:
+        # NOT RUN cells share a handful of reasons (one per failed server): one line each.
+        not_run: dict[str, list[ClaimResult]] = {}
+        for member in members:
+            if member.verdict is Verdict.NOT_RUN:
+                not_run.setdefault(member.reason, []).append(member)
+        for reason, group in not_run.items():
+            subjects = ", ".join(m.subject for m in group[:3])
+            more = f", +{len(group) - 3} more" if len(group) > 3 else ""
+            yield (f"{_DETAIL}{paint(Verdict.NOT_RUN.value, Verdict.NOT_RUN)} ×{len(group)}  "
+                   f"{subjects}{more}")
+            yield f"{_DETAIL}  {reason}"
+        for member in members:
+            if member.verdict.passed or member.verdict is Verdict.NOT_RUN:
+                continue
             yield (f"{_DETAIL}{member.subject}  {paint(member.verdict.value, member.verdict)}  "
                    f"{member.headline}")
             if member.reason:
                 yield f"{_DETAIL}  {member.reason}"
-        if failing:
-            worst = next(m for m in failing if m.verdict is verdict)
+        if verdict is not Verdict.CERTIFIED and verdict is not Verdict.MONITOR:
+            worst = next(m for m in members if m.verdict is verdict)
             yield f"{_DETAIL}remedy: {remedy(worst)}"

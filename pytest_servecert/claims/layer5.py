@@ -193,6 +193,10 @@ def _family_text(cells: Sequence[CellTable]) -> str:
     return f"{len(cells)} cells over {nb} batteries, {nm} models, {nc} contexts"
 
 
+def _pairs(k: int) -> str:
+    return f"{k} discordant pair{'' if k == 1 else 's'}"
+
+
 def _cell_counts(cell: CellTable) -> str:
     return f"b={cell.b}, c={cell.c}, n={cell.n}"
 
@@ -341,8 +345,8 @@ def _equivalence_cell(cell: CellTable, options: Layer5Options) -> ClaimResult:
     figures["sparse"] = not best.equivalent
     if figures["sparse"]:
         reason = (
-            f"sparse: {k} discordant pairs in {cell.n} cannot show ±{m:g} pp equivalence "
-            f"even split evenly; not shown equivalent, not shown different"
+            f"sparse: {_pairs(k)} in {cell.n} cannot show ±{m:g} pp equivalence even "
+            f"split evenly; not shown equivalent, not shown different"
         )
     else:
         reason = (
