@@ -76,16 +76,17 @@ def samples(values: object, name: str, minimum: int = 1) -> np.ndarray:
     return arr
 
 
-def counts_array(values: object, name: str, shape_tail: tuple[int, ...]) -> np.ndarray:
-    """Return an int64 array of non-negative integer counts shaped ``(k, *shape_tail)``."""
+def counts_array(values: object, name: str, shape_tail: tuple[int, ...], what: str) -> np.ndarray:
+    """Return an int64 array of non-negative integer counts shaped ``(k, *shape_tail)``.
+
+    ``what`` describes one element for the error message, e.g. ``"(b, c) pairs"``.
+    """
     arr = np.asarray(values)
-    if arr.dtype == object or arr.dtype.kind not in "iu":
-        raise ValueError(f"{name} must contain non-negative integer counts")
     expected = int(np.prod(shape_tail))
     if arr.ndim == 0 or arr.size == 0 or arr.size % expected:
-        raise ValueError(
-            f"{name} must be a non-empty list of {'x'.join(map(str, shape_tail))} count tables"
-        )
+        raise ValueError(f"{name} must be a non-empty list of {what}")
+    if arr.dtype == object or arr.dtype.kind not in "iu":
+        raise ValueError(f"{name} must contain non-negative integer counts")
     arr = arr.reshape((-1, *shape_tail)).astype(np.int64)
     if np.any(arr < 0):
         raise ValueError(f"{name} must contain non-negative integer counts")

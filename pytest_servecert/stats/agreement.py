@@ -140,5 +140,5 @@ def _categories(
         raise ValueError(f"categories must not repeat, got {cats!r}")
     unknown = observed - set(cats)
     if unknown:
-        raise ValueError(f"labels {sorted(map(repr, unknown))} are not in categories {cats!r}")
+        raise ValueError(f"labels {sorted(unknown, key=repr)!r} are not in categories {cats!r}")
     return cats

@@ -78,7 +78,7 @@ def pool_discordant(strata: Sequence[Sequence[int]], alpha: float = 0.05) -> Odd
     discordant counts. The Haldane +0.5 is applied once, to the sums: TR152's 2.69 is
     17.5 / 6.5, whereas +0.5 per stratum over its 72 cells would give 53 / 42 = 1.26.
     """
-    counts = check.counts_array(strata, "strata", (2,))
+    counts = check.counts_array(strata, "strata", (2,), "(b, c) pairs")
     b, c = (int(x) for x in counts.sum(axis=0))
     return _haldane_wald(b, c, check.alpha(alpha), n_strata=len(counts))
 
@@ -132,7 +132,7 @@ def mantel_haenszel_rbg(tables: Sequence[object], alpha: float = 0.05) -> OddsRa
     estimate is 0 or inf (NaN if both) and the interval is undefined (NaN). ``z = 1.96`` at
     ``alpha = 0.05``: only that reproduces TR145's 2.0582 [0.6064, 6.9853] (TV145-6).
     """
-    arr = check.counts_array(tables, "tables", (2, 2)).astype(float)
+    arr = check.counts_array(tables, "tables", (2, 2), "2x2 tables").astype(float)
     a = check.alpha(alpha)
     totals = arr.sum(axis=(1, 2))
     for i, total in enumerate(totals):
