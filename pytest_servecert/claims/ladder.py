@@ -103,7 +103,7 @@ class ClaimLadder:
         total = len(self.results)
         counts = ", ".join(paint(f"{n} {v.value}", v) for v, n in self.counts.items())
         status = "ok" if self.exit_ok else paint("FAIL", Verdict.FAIL)
-        yield f"{total} claim results: {counts}; exit {status}"
+        yield f"{total} claim results: {counts or 'none'}; exit {status}"
 
     # -- internals -------------------------------------------------------------------------
 
