@@ -31,7 +31,13 @@ from .cohort import (
     summarize_unjudgeable,
     unjudgeable_verdict,
 )
-from .gate import BatteryRoute, JudgeRoutingError, check_judge_routing, is_loopback_endpoint, judge_battery
+from .gate import (
+    BatteryRoute,
+    JudgeRoutingError,
+    check_judge_routing,
+    is_loopback_endpoint,
+    judge_battery,
+)
 from .llm import (
     JUDGE_PROMPT_SHA256,
     JUDGE_PROMPT_VERSION,

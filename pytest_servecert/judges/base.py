@@ -30,8 +30,9 @@ import enum
 import hashlib
 import json
 from collections import Counter
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Mapping, Protocol, Sequence, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 from urllib.parse import urlsplit
 
 __all__ = [
@@ -134,7 +135,9 @@ class Judgement:
     reason: str = ""
 
 
-def _frozen_params(params: Mapping[str, Any] | Iterable[tuple[str, Any]]) -> tuple[tuple[str, Any], ...]:
+def _frozen_params(
+    params: Mapping[str, Any] | Iterable[tuple[str, Any]],
+) -> tuple[tuple[str, Any], ...]:
     items = params.items() if isinstance(params, Mapping) else params
     out = []
     for key, value in items:
@@ -142,7 +145,8 @@ def _frozen_params(params: Mapping[str, Any] | Iterable[tuple[str, Any]]) -> tup
             raise JudgeConfigError(f"judge params: key {key!r} is not a string")
         if value is not None and not isinstance(value, (str, int, float, bool)):
             raise JudgeConfigError(
-                f"judge params: {key} = {value!r} is not a JSON scalar (str, int, float, bool, None)"
+                f"judge params: {key} = {value!r} is not a JSON scalar "
+                "(str, int, float, bool or None)"
             )
         out.append((key, value))
     return tuple(sorted(out))

@@ -26,8 +26,9 @@ from __future__ import annotations
 
 import enum
 from collections import Counter
+from collections.abc import Hashable, Iterable, Mapping
 from dataclasses import dataclass
-from typing import Hashable, Iterable, Mapping, TypeVar
+from typing import TypeVar
 
 from ..claims.model import Verdict
 from .base import JudgeConfigError, JudgeSpec, Label
@@ -106,7 +107,7 @@ class Cohort:
         if not self.voters:
             raise JudgeConfigError(
                 "cohort: no voting judge (the only judges are regex judges in the calibration "
-                "role); add an LLM judge or set regex_role = \"vote\""
+                'role); add an LLM judge or set regex_role = "vote"'
             )
 
     @classmethod
@@ -179,7 +180,9 @@ class UnjudgeableSummary:
         return self.rate > max_rate
 
 
-def summarize_unjudgeable(labels: Iterable[tuple[str, CohortLabel]]) -> dict[str, UnjudgeableSummary]:
+def summarize_unjudgeable(
+    labels: Iterable[tuple[str, CohortLabel]],
+) -> dict[str, UnjudgeableSummary]:
     """Per-battery unjudgeable counts from ``(battery, cohort label)`` pairs."""
     totals: Counter[str] = Counter()
     reasons: dict[str, Counter[str]] = {}

@@ -10,16 +10,18 @@ loopback (``::ffff:127.0.0.1``). Other host names are *not* resolved: a name tha
 resolve to 127.0.0.1 today can resolve elsewhere tomorrow, so it counts as external. A judge
 without an endpoint (the regex) never leaves the machine.
 
-Batteries are adversarial unless they say otherwise: every battery shipped with the plugin
-holds harmful prompts (XSTest included, in its unsafe slice), so a plain battery id is treated
-as adversarial, and only an object with ``adversarial = False`` is let through.
+Batteries are adversarial unless they say otherwise: a plain battery id is treated as
+adversarial, and only an object whose ``adversarial`` (or, for
+:class:`pytest_servecert.batteries.Battery` / ``BatterySpec``, ``harmful``) attribute is
+``False`` is let through. XSTest's manifest marks it harmful: it has an unsafe slice.
 """
 
 from __future__ import annotations
 
 import ipaddress
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any, Iterable, Sequence
+from typing import Any
 from urllib.parse import urlsplit
 
 from .base import Judge, JudgeError, JudgeItem, Judgement, JudgeSpec
@@ -45,11 +47,15 @@ class BatteryRoute:
     adversarial: bool = True
 
 
+def _host(endpoint: str) -> str | None:
+    return urlsplit(endpoint if "://" in endpoint else f"http://{endpoint}").hostname
+
+
 def is_loopback_endpoint(endpoint: str | None) -> bool:
     """True if ``endpoint`` (a URL or ``host[:port]``) is on this machine's loopback."""
     if endpoint is None:
         return True
-    host = urlsplit(endpoint if "://" in endpoint else f"http://{endpoint}").hostname
+    host = _host(endpoint)
     if not host:
         return False
     host = host.rstrip(".").lower()
@@ -76,7 +82,8 @@ def _route_of(battery: str | BatteryRoute | Any) -> BatteryRoute:
     battery_id = getattr(battery, "id", None)
     if not isinstance(battery_id, str):
         raise TypeError(f"battery {battery!r}: expected a battery id or an object with .id")
-    return BatteryRoute(battery_id, bool(getattr(battery, "adversarial", True)))
+    flag = getattr(battery, "adversarial", getattr(battery, "harmful", True))
+    return BatteryRoute(battery_id, bool(flag))
 
 
 def check_judge_routing(
@@ -91,8 +98,8 @@ def check_judge_routing(
     judges:
         Judges (or their specs) that will label the batteries' responses.
     batteries:
-        Battery ids (treated as adversarial), :class:`BatteryRoute`, or objects with ``id``
-        and ``adversarial`` attributes.
+        Battery ids (treated as adversarial), :class:`BatteryRoute`, or objects with an ``id``
+        and an ``adversarial`` or ``harmful`` flag (loaded batteries, battery specs).
     allow_external_judges:
         The config's explicit permission (``[judges] allow_external_judges``).
 
@@ -110,11 +117,9 @@ def check_judge_routing(
             continue
         for route in routes:
             if route.adversarial:
-                host = urlsplit(
-                    spec.endpoint if "://" in spec.endpoint else f"http://{spec.endpoint}"  # type: ignore[operator]
-                ).hostname
+                where = _host(spec.endpoint or "")
                 raise JudgeRoutingError(
-                    f"judge {spec.name!r} ({spec.kind} at {host}) is not on loopback and battery "
+                    f"judge {spec.name!r} ({spec.kind} at {where}) is not on loopback and battery "
                     f"{route.id!r} is adversarial: its prompts and responses may not leave this "
                     "machine; set [judges] allow_external_judges = true to allow it"
                 )

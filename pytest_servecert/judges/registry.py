@@ -10,7 +10,8 @@ kinds. The ``embedded`` kind (the project's tiny judge model) registers itself t
 from __future__ import annotations
 
 import re
-from typing import Any, Callable, Protocol
+from collections.abc import Callable
+from typing import Any, Protocol
 
 import httpx
 
@@ -58,7 +59,9 @@ def infer_family(model: str) -> str:
     return match.group(0) if match else base
 
 
-def build_judge(config: JudgeConfigLike, *, transport: httpx.AsyncBaseTransport | None = None) -> Judge:
+def build_judge(
+    config: JudgeConfigLike, *, transport: httpx.AsyncBaseTransport | None = None
+) -> Judge:
     """Build the judge described by one ``[judges.cohort.<name>]`` config entry."""
     factory = _FACTORIES.get(config.kind)
     if factory is None:
