@@ -736,9 +736,15 @@ def licensable_sentence(
             f"; no pooled effect is detected (pooled OR {f['or']:.2f} [{f['ci_low']:.2f}, "
             f"{f['ci_high']:.2f}], {f['discordant']} discordant pairs)"
         )
+    elif pooled.verdict is Verdict.INCONCLUSIVE:
+        sentence += f"; the pooled odds ratio is INCONCLUSIVE ({pooled.reason})"
+    if equiv.verdict is Verdict.FAIL:
+        sentence += f"; but {equiv.reason}"
     if holm_r.verdict is Verdict.FAIL:
         sentence += f"; but {holm_r.reason}"
-    if inter.verdict is Verdict.FAIL:
+    if inter.verdict is Verdict.INCONCLUSIVE:
+        sentence += f"; a serving-state interaction could not be assessed ({inter.reason})"
+    elif inter.verdict is Verdict.FAIL:
         sentence += (
             f"; the per-cell spread of Δ is {inter.figures['spread_pp']:.2f}pp "
             f"(> {inter.figures['threshold_pp']:g}pp), so a serving-state interaction is not "

@@ -221,7 +221,10 @@ def tais_screen(
                 {"temperature": temperature}, scope,
                 "TAIS is a greedy (T=0) screen; it says nothing about sampling unless measured",
             )
-        reasons = "; ".join(dict.fromkeys(c.reason.strip() for c in cells)) or "none in design"
+        why = [c.reason.strip() for c in cells if not c.measured]
+        if any(c.measured for c in cells):
+            why.append("every label of the measured contrasts was unjudgeable")
+        reasons = "; ".join(dict.fromkeys(why)) or "none in design"
         return ClaimResult(
             TAIS, Verdict.NOT_RUN, "no speculative contrast measured",
             {"temperature": temperature}, scope, f"no measured contrast: {reasons}",

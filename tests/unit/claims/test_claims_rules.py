@@ -144,6 +144,9 @@ def test_tais_not_run_at_greedy() -> None:
     assert result.verdict is Verdict.NOT_RUN
     assert result.reason == "no measured contrast: draft model OOM"
     assert tais_screen([], temperature=0).reason == "no measured contrast: none in design"
+    lossy = CellTable("advbench", "target", "speculative=on", "llama", True, unjudgeable=9)
+    assert tais_screen([lossy], temperature=0).reason == (
+        "no measured contrast: every label of the measured contrasts was unjudgeable")
 
 
 # -- layer 2: RTSI ---------------------------------------------------------------------------
