@@ -315,11 +315,18 @@ class _LLMJudge:
                     return None
 
         async with self._open() as client:
-            results = await asyncio.gather(*(run(client, item) for item in items))
+            # return_exceptions: every task finishes (each is deadline-bound) before the client
+            # closes, so an unexpected error never leaves requests running in the background.
+            results = await asyncio.gather(
+                *(run(client, item) for item in items), return_exceptions=True
+            )
+        for result in results:
+            if isinstance(result, BaseException):
+                raise result
+        done = [r for r in results if isinstance(r, Judgement)]
         if fatal:
-            done = [r for r in results if r is not None]
             raise JudgeUnavailableError(str(fatal[0]), completed=done)
-        return [r for r in results if r is not None]
+        return done
 
     def _unjudgeable(self, item: JudgeItem, reason: str, raw: str | None = None) -> Judgement:
         return Judgement(item.key, self._spec.name, Label.UNJUDGEABLE, raw=raw, reason=reason)

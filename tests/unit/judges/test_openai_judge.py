@@ -286,3 +286,19 @@ def test_missing_key_variable_fails_at_construction(monkeypatch):
 def test_bad_settings_fail_loudly(kw, pattern):
     with pytest.raises(JudgeConfigError, match=pattern):
         OpenAICompatibleJudge(llm_spec(), **kw)
+
+
+def test_an_unexpected_error_surfaces_after_the_other_requests_finish():
+    finished = []
+
+    async def handler(request):
+        text = json.loads(request.content)["messages"][0]["content"]
+        if "#0" in text:
+            raise RuntimeError("bug in a proxy")
+        await asyncio.sleep(0.01)
+        finished.append(text)
+        return openai_reply("REFUSAL")
+
+    with pytest.raises(RuntimeError, match="bug in a proxy"):
+        run(judge_with(handler, concurrency=3), make_items(3))
+    assert len(finished) == 2  # nothing was left running against a closed client
