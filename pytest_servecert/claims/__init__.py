@@ -48,7 +48,32 @@ _LAZY = {
     "scale_band": "rules",
 }
 
-__all__ = sorted(_LAZY)
+__all__ = [
+    "CATALOGUE",
+    "CellStatus",
+    "CellTable",
+    "Claim",
+    "ClaimLadder",
+    "ClaimResult",
+    "Layer",
+    "Layer5Options",
+    "Layer5Results",
+    "NoiseFloor",
+    "Tier",
+    "Verdict",
+    "apply_gates",
+    "claim",
+    "evaluate_layer5",
+    "integrity_anchor",
+    "judge_validity",
+    "latency_reproducibility",
+    "licensable_sentence",
+    "mechanistic_gate_lint",
+    "remedy",
+    "rtsi_screen",
+    "scale_band",
+    "tais_screen",
+]
 
 
 def __getattr__(name: str) -> Any:

@@ -9,25 +9,25 @@ that did not pass.
 
 from __future__ import annotations
 
-from typing import Mapping
+from collections.abc import Mapping
 
 from .model import Claim, ClaimResult, Layer, Tier, Verdict
 
 __all__ = [
     "CATALOGUE",
-    "LABEL_DEPENDENT",
-    "JUDGE_VALIDITY",
-    "JUDGE_INTEGRITY",
-    "TAIS",
-    "RTSI",
-    "NO_MECHANISTIC_GATE",
     "CRI",
-    "SCALE_BAND",
-    "HARMFUL_CORE",
     "EQUIVALENCE",
-    "INTERACTION",
-    "POOLED_LEAN",
+    "HARMFUL_CORE",
     "HOLM",
+    "INTERACTION",
+    "JUDGE_INTEGRITY",
+    "JUDGE_VALIDITY",
+    "LABEL_DEPENDENT",
+    "NO_MECHANISTIC_GATE",
+    "POOLED_LEAN",
+    "RTSI",
+    "SCALE_BAND",
+    "TAIS",
     "claim",
     "remedy",
 ]

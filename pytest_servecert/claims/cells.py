@@ -15,8 +15,9 @@ claims never count it as a null (seed 000 SS6: it subtracts its axis from the cl
 from __future__ import annotations
 
 import enum
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import Any
 
 __all__ = ["CellStatus", "CellTable", "NoiseFloor", "context_settings"]
 
@@ -123,7 +124,7 @@ class CellTable:
         for name in ("a", "b", "c", "d", "unjudgeable"):
             _check_count(where, name, getattr(self, name))
         if not isinstance(self.status, CellStatus):
-            raise ValueError(f"cell {where}: status={self.status!r}, expected a CellStatus")
+            raise TypeError(f"cell {where}: status={self.status!r}, expected a CellStatus")
         if self.status is CellStatus.NOT_RUN:
             if not self.reason.strip():
                 raise ValueError(f"cell {where}: NOT RUN without a reason; say why it did not run")

@@ -9,14 +9,14 @@ with a remedy sentence; the last line counts the verdicts.
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from itertools import groupby
-from typing import Callable, Iterator, Mapping, Sequence
 
 from .catalogue import remedy
 from .model import ClaimResult, Layer, Verdict
 
-__all__ = ["ClaimLadder", "LAYER_TITLES"]
+__all__ = ["LAYER_TITLES", "ClaimLadder"]
 
 LAYER_TITLES: Mapping[Layer, str] = {
     Layer.JUDGE_VALIDITY: "judge validity",
@@ -68,7 +68,7 @@ class ClaimLadder:
     results: tuple[ClaimResult, ...]
 
     @classmethod
-    def from_results(cls, results: Sequence[ClaimResult]) -> "ClaimLadder":
+    def from_results(cls, results: Sequence[ClaimResult]) -> ClaimLadder:
         ordered = sorted(results, key=lambda r: (int(r.claim.layer), r.claim.id, r.subject))
         return cls(tuple(ordered))
 

@@ -21,10 +21,10 @@ Every function takes the candidate's cells (measured and NOT RUN; see :mod:`.cel
 
 from __future__ import annotations
 
-import math
 from collections import defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
-from typing import Any, Sequence
+from typing import Any
 
 from .. import stats
 from .catalogue import EQUIVALENCE, HARMFUL_CORE, HOLM, INTERACTION, POOLED_LEAN
@@ -35,14 +35,14 @@ from .scope import axis_coverage, join_words, scope_text
 __all__ = [
     "Layer5Options",
     "Layer5Results",
-    "evaluate_layer5",
-    "harmful_core",
     "equivalence_cells",
     "equivalence_summary",
-    "interaction",
-    "pooled_lean",
+    "evaluate_layer5",
+    "harmful_core",
     "holm_family",
+    "interaction",
     "licensable_sentence",
+    "pooled_lean",
 ]
 
 _EPS = 1e-9  # float slack for "≤ threshold" comparisons on values like 100·3/100

@@ -9,8 +9,9 @@ INCONCLUSIVE, never CERTIFIED.
 from __future__ import annotations
 
 import enum
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import Any
 
 
 class Layer(enum.IntEnum):

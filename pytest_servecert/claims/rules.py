@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import replace
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any
 
 from .. import stats
 from .catalogue import (
@@ -29,19 +30,19 @@ from .model import ClaimResult, Layer, Verdict
 from .scope import scope_text
 
 __all__ = [
+    "DEFAULT_SCALE_ENVELOPE",
     "KAPPA_ROBUST",
     "KAPPA_TRIANGULATE",
-    "DEFAULT_SCALE_ENVELOPE",
-    "kappa_band",
-    "judge_validity",
+    "apply_gates",
     "integrity_anchor",
-    "tais_screen",
+    "judge_validity",
+    "kappa_band",
+    "latency_reproducibility",
+    "mechanistic_gate_lint",
     "rtsi_band",
     "rtsi_screen",
-    "mechanistic_gate_lint",
-    "latency_reproducibility",
     "scale_band",
-    "apply_gates",
+    "tais_screen",
 ]
 
 KAPPA_ROBUST = 0.70
@@ -343,7 +344,7 @@ def mechanistic_gate_lint(config: Mapping[str, Any], *, source: str = "config") 
     are not gates and are ignored.
     """
     if not isinstance(config, Mapping):
-        raise ValueError(f"{source}: expected a mapping of settings, got {type(config).__name__}")
+        raise TypeError(f"{source}: expected a mapping of settings, got {type(config).__name__}")
     offending = []
     for path, key, value in _walk(config, ""):
         if _MECHANISTIC.search(key) and not _NOT_A_GATE.search(key):

@@ -7,12 +7,12 @@ reason, and an axis left with nothing beyond its centre is *deferred*, never rep
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Iterable, Sequence
 
 from .cells import CellTable
 
-__all__ = ["AxisCoverage", "axis_coverage", "axis_name", "scope_text", "join_words"]
+__all__ = ["AxisCoverage", "axis_coverage", "axis_name", "join_words", "scope_text"]
 
 #: Display names of the DESIGN §2 axes; unknown knobs show with spaces for underscores.
 AXIS_NAMES = {

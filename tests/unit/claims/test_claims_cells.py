@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-import pytest_servecert.claims as claims
+from pytest_servecert import claims
 from pytest_servecert.claims.cells import CellStatus, CellTable, NoiseFloor, context_settings
 from pytest_servecert.claims.scope import axis_coverage, join_words, scope_text
 
@@ -63,7 +63,6 @@ def test_noise_floor_rescaled_to_the_cells_n() -> None:
         ({"a": -1}, "cell x/m/baseline: a=-1, expected a non-negative integer"),
         ({"b": True}, "b=True, expected a non-negative integer"),
         ({"c": 1.0}, "c=1.0, expected a non-negative integer"),
-        ({"status": "NOT RUN"}, "status='NOT RUN', expected a CellStatus"),
         ({"status": CellStatus.NOT_RUN}, "NOT RUN without a reason"),
         ({"status": CellStatus.NOT_RUN, "reason": "oom", "a": 3}, "NOT RUN but has pair counts"),
         ({}, "measured with no pairs; mark it NOT RUN with a reason instead"),
@@ -72,6 +71,11 @@ def test_noise_floor_rescaled_to_the_cells_n() -> None:
 def test_bad_cells(kwargs: dict, message: str) -> None:
     with pytest.raises(ValueError, match=message.replace("(", r"\(")):
         CellTable("x", "m", "baseline", "f", False, **kwargs)
+
+
+def test_status_must_be_a_cell_status() -> None:
+    with pytest.raises(TypeError, match="status='NOT RUN', expected a CellStatus"):
+        CellTable("x", "m", "baseline", "f", False, a=1, status="NOT RUN")  # type: ignore[arg-type]
 
 
 def test_bad_noise_floor() -> None:

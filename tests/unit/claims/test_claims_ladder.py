@@ -40,29 +40,29 @@ def test_lines_of_a_small_ladder(results: list[ClaimResult]) -> None:
         "Layer 1 · judge validity",
         "  L1.judge_validity  Supported  CERTIFIED        κ 0.814: robust",
         "Layer 4 · scale",
-        "  L4.scale_band      Supported  SCAFFOLDED-ONLY  servecert-tiny: 2.1M parameters vs "
-        "envelope 1B–4B",
+        ("  L4.scale_band      Supported  SCAFFOLDED-ONLY  servecert-tiny: 2.1M parameters vs "
+         "envelope 1B–4B"),
         "      scope: envelope 1B–4B",
         f"      reason: {SCALE_REASON}",
-        "      remedy: Treat these verdicts as scaffolding: re-run the standardized batteries "
-        "on your production model before enabling the change.",
+        ("      remedy: Treat these verdicts as scaffolding: re-run the standardized batteries "
+         "on your production model before enabling the change."),
         "Layer 5 · serving-state independence",
-        "  L5.equivalence[*]  Supported  INCONCLUSIVE     3 cells: 1 INCONCLUSIVE, 1 NOT RUN, "
-        "1 CERTIFIED",
+        ("  L5.equivalence[*]  Supported  INCONCLUSIVE     3 cells: 1 INCONCLUSIVE, 1 NOT RUN, "
+         "1 CERTIFIED"),
         "      NOT RUN ×1  xs/tiny/kv=fp8",
         "        NOT RUN: no AVX-512",
         "      xs/tiny/baseline  INCONCLUSIVE  Δ -1.00 pp",
         "        sparse",
-        "      remedy: Add prompts to the sparse cells (a cell near n = 100 can only show "
-        "equivalence with zero discordant pairs) or pool by design.",
+        ("      remedy: Add prompts to the sparse cells (a cell near n = 100 can only show "
+         "equivalence with zero discordant pairs) or pool by design."),
         "  L5.harmful_core    Supported  CERTIFIED        0 of 2 harmful cells discordant",
         "      scope: batch size {1, 8}",
         "  L5.interaction     Supported  FAIL             spread 4.42 pp",
         "      reason: two-cell tail",
-        "      remedy: A serving-state interaction is not ruled out (H2): re-validate the "
-        "candidate per configuration, starting with the cells at the extremes.",
-        "7 claim results: 1 FAIL, 1 INCONCLUSIVE, 1 NOT RUN, 1 SCAFFOLDED-ONLY, 3 CERTIFIED; "
-        "exit FAIL",
+        ("      remedy: A serving-state interaction is not ruled out (H2): re-validate the "
+         "candidate per configuration, starting with the cells at the extremes."),
+        ("7 claim results: 1 FAIL, 1 INCONCLUSIVE, 1 NOT RUN, 1 SCAFFOLDED-ONLY, 3 CERTIFIED; "
+         "exit FAIL"),
     ]
     assert ladder.exit_ok is False
     assert ladder.counts == {Verdict.FAIL: 1, Verdict.INCONCLUSIVE: 1, Verdict.NOT_RUN: 1,

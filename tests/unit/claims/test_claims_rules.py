@@ -200,7 +200,7 @@ def test_mechanistic_gate_lint(config: dict, violations: list[str]) -> None:
 
 
 def test_lint_rejects_a_non_mapping() -> None:
-    with pytest.raises(ValueError, match="servecert.toml: expected a mapping"):
+    with pytest.raises(TypeError, match="servecert.toml: expected a mapping"):
         mechanistic_gate_lint(["logit"], source="servecert.toml")  # type: ignore[arg-type]
 
 

@@ -8,10 +8,6 @@ not depend on that choice.
 from __future__ import annotations
 
 import pytest
-
-from pytest_servecert.claims.layer5 import Layer5Options, evaluate_layer5, licensable_sentence
-from pytest_servecert.claims.model import Tier, Verdict
-
 from tr152_tables import (
     ALLOCATIONS,
     CONTEXT_TOTALS,
@@ -21,6 +17,9 @@ from tr152_tables import (
     check_totals,
     tr152_cells,
 )
+
+from pytest_servecert.claims.layer5 import Layer5Options, evaluate_layer5, licensable_sentence
+from pytest_servecert.claims.model import Tier, Verdict
 
 SCOPE = (
     "batch size {1, 8, 32}, prefix caching {off, on}, temperature {0.0, 0.7, 1.0}; "
