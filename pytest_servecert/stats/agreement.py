@@ -74,7 +74,7 @@ def cohen_kappa(
 
     q = len(cats)
     index = {cat: i for i, cat in enumerate(cats)}
-    codes = np.fromiter((index[x] * q + index[y] for x, y in zip(labels_a, labels_b)),
+    codes = np.fromiter((index[x] * q + index[y] for x, y in zip(labels_a, labels_b, strict=True)),
                         dtype=np.int64, count=len(labels_a))
     table = np.bincount(codes, minlength=q * q).reshape(q, q)
     n = len(labels_a)

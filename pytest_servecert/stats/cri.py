@@ -5,7 +5,10 @@ from __future__ import annotations
 import itertools
 import math
 import numbers
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
+
+import numpy as np
+from numpy.typing import ArrayLike
 
 from . import _validation as check
 from .effect import cohen_d
@@ -19,7 +22,7 @@ def classify_cri(index: float) -> str:
     """Band of a CRI value: [0, 0.5) robust, [0.5, 2) sensitive, [2, 10) fragile, >= 10
     catastrophic; NaN is ``invalid``."""
     if isinstance(index, bool) or not isinstance(index, numbers.Real):
-        raise ValueError(f"index must be a real number, got {index!r}")
+        raise ValueError(f"index must be a real number, got {index!r}")  # noqa: TRY004
     if math.isnan(index):
         return "invalid"
     if index < 0:
@@ -30,7 +33,7 @@ def classify_cri(index: float) -> str:
     return "catastrophic"
 
 
-def cri(samples: Mapping[str, Sequence[float]]) -> CriResult:
+def cri(samples: Mapping[str, ArrayLike]) -> CriResult:
     """Maximum pairwise ``|Cohen's d|`` of latency across stack points, and its band.
 
     Parameters
@@ -55,9 +58,9 @@ def cri(samples: Mapping[str, Sequence[float]]) -> CriResult:
     stack points, got 0"), never ``robust``.
     """
     if not isinstance(samples, Mapping):
-        raise ValueError(f"samples must map stack labels to latency samples, got "
-                         f"{type(samples).__name__}")
-    surviving: dict[str, object] = {}
+        raise ValueError(  # noqa: TRY004 -- one error type for all bad input (stats/__init__)
+            f"samples must map stack labels to latency samples, got {type(samples).__name__}")
+    surviving: dict[str, np.ndarray] = {}
     excluded: list[str] = []
     for label, values in samples.items():
         arr = check.samples(values, f"samples[{label!r}]", minimum=0)
@@ -72,7 +75,7 @@ def cri(samples: Mapping[str, Sequence[float]]) -> CriResult:
     worst_pair: tuple[str, str] | None = None
     worst_d = 0.0
     for first, second in itertools.combinations(surviving, 2):
-        d = cohen_d(surviving[first], surviving[second]).d  # type: ignore[arg-type]
+        d = cohen_d(surviving[first], surviving[second]).d
         if worst_pair is None or abs(d) > abs(worst_d):
             worst_pair, worst_d = (first, second), d
     index = abs(worst_d)

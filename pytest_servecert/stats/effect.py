@@ -10,7 +10,8 @@ error" (seed 002 L336).
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+
+from numpy.typing import ArrayLike
 
 from . import _validation as check
 from .results import CohenDResult, CohenHResult, magnitude
@@ -41,12 +42,12 @@ def cohen_h(p1: float, p2: float) -> CohenHResult:
     return CohenHResult(h, a, b, magnitude(h))
 
 
-def cohen_d(x: Sequence[float], y: Sequence[float]) -> CohenDResult:
+def cohen_d(x: ArrayLike, y: ArrayLike) -> CohenDResult:
     """Cohen's d between two independent samples, with the pooled standard deviation.
 
     Parameters
     ----------
-    x, y : sequence of float
+    x, y : array_like of float
         The two samples, at least 2 finite values each.
 
     Returns

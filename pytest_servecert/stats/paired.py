@@ -280,6 +280,8 @@ def _tost_bootstrap(
 
 def _margin(margin_pp: object) -> float:
     # math.inf is a valid margin (every cell is then equivalent); NaN and <= 0 are not.
-    if isinstance(margin_pp, bool) or not isinstance(margin_pp, numbers.Real) or not margin_pp > 0:
+    is_number = isinstance(margin_pp, numbers.Real) and not isinstance(margin_pp, bool)
+    margin = float(margin_pp) if is_number else math.nan  # type: ignore[arg-type]
+    if not margin > 0:
         raise ValueError(f"margin_pp must be a positive number, got {margin_pp!r}")
-    return float(margin_pp)
+    return margin

@@ -29,7 +29,8 @@ def wilson_interval(k: int, n: int, alpha: float = 0.05) -> ProportionInterval:
     -----
     Computed by statsmodels ``proportion_confint(k, n, alpha, method="wilson")``::
 
-        centre = (p + z^2 / (2n)) / (1 + z^2 / n),  half = z sqrt(p(1-p)/n + z^2/(4n^2)) / (1 + z^2/n)
+        centre = (p + z^2 / (2n)) / (1 + z^2 / n)
+        half   = z sqrt(p (1 - p) / n + z^2 / (4 n^2)) / (1 + z^2 / n)
 
     with ``p = k/n`` and ``z = Phi^-1(1 - alpha/2)`` (Wilson 1927). Stays inside [0, 1], unlike
     the unclipped t interval TR145 SS17 printed (0.99 -> [0.970, 1.010], TV145-18); that mode

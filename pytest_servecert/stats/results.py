@@ -13,7 +13,11 @@ from collections.abc import Hashable
 from dataclasses import dataclass
 
 #: Cohen's (1988) conventional magnitude bands for |d| and |h| (TR145 [145 L1291]).
-MAGNITUDE_BANDS: tuple[tuple[float, str], ...] = ((0.2, "negligible"), (0.5, "small"), (0.8, "medium"))
+MAGNITUDE_BANDS: tuple[tuple[float, str], ...] = (
+    (0.2, "negligible"),
+    (0.5, "small"),
+    (0.8, "medium"),
+)
 
 
 def magnitude(effect: float) -> str:

@@ -92,3 +92,10 @@ def test_wilson_stays_inside_unit_interval_unlike_tr145_t_interval_TV145_18():
     result = wilson_interval(99, 100)
     assert result.ci_high < 1.0
     assert result.ci_high != pytest.approx(1.010, abs=5e-4)
+
+
+def test_magnitude_of_an_undefined_effect():
+    from pytest_servecert.stats.results import magnitude
+
+    assert magnitude(math.nan) == "undefined"
+    assert magnitude(-0.79) == "medium"

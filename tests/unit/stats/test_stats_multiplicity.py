@@ -52,7 +52,7 @@ def _holm_by_hand(pvalues, alpha):
 def test_holm_agrees_with_hand_step_down_and_statsmodels(pvalues):
     result = holm(pvalues, alpha=0.05)
     assert result.adjusted == pytest.approx(_holm_by_hand(pvalues, 0.05), abs=1e-15)
-    reject, adjusted, *_ = multipletests(pvalues, alpha=0.05, method="holm")
+    reject, _adjusted, *_ = multipletests(pvalues, alpha=0.05, method="holm")
     assert result.rejected == tuple(reject)
     assert result.raw == tuple(pvalues)
 

@@ -118,20 +118,20 @@ def test_mantel_haenszel_rbg_wrong_orientation_TV145_6():
 def test_mantel_haenszel_rbg_TV145_7_reconstruction():
     v = V.MH_RBG_TV145_7
     tables = []
-    for rate, (b, c) in zip(v["fp16_safe_rate"], v["discordant"]):
+    for rate, (b, c) in zip(v["fp16_safe_rate"], v["discordant"], strict=True):
         fp16_safe = round(rate * v["n"])
         fp8_safe = fp16_safe - b + c
         tables.append([v["n"] - fp8_safe, fp8_safe, v["n"] - fp16_safe, fp16_safe])
     result = mantel_haenszel_rbg(tables)
     got = (result.estimate, result.ci_low, result.ci_high)
-    for ours, reconstructed, reported in zip(got, v["reconstructed"], v["reported"]):
+    for ours, reconstructed, reported in zip(got, v["reconstructed"], v["reported"], strict=True):
         assert ours == pytest.approx(reconstructed, abs=5e-5)
         assert ours == pytest.approx(reported, abs=0.005)  # REPORTED, approximate only
 
 
 def _rbg_by_hand(tables):
     # seed-tr152-tr145 §2.6(B), written out independently of statsmodels.
-    a, b, c, d = (np.array(x, dtype=float) for x in zip(*tables))
+    a, b, c, d = (np.array(x, dtype=float) for x in zip(*tables, strict=True))
     n = a + b + c + d
     p, q, r, s = (a + d) / n, (b + c) / n, a * d / n, b * c / n
     var = ((p * r).sum() / (2 * r.sum() ** 2) + (p * s + q * r).sum() / (2 * r.sum() * s.sum())

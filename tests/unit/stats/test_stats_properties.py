@@ -140,7 +140,7 @@ def test_a_wider_margin_never_loses_equivalence(cell, margin, factor):
 def test_holm_adjusted_is_at_least_raw_and_at_most_one(pvalues, alpha):
     result = holm(pvalues, alpha)
     assert result.family_size == len(pvalues)
-    for raw, adj, rejected in zip(pvalues, result.adjusted, result.rejected):
+    for raw, adj, rejected in zip(pvalues, result.adjusted, result.rejected, strict=True):
         assert raw <= adj + 1e-15 and adj <= 1.0
         if rejected:
             assert adj <= alpha * (1 + 1e-9)
@@ -153,7 +153,7 @@ def test_holm_adjusted_is_at_least_raw_and_at_most_one(pvalues, alpha):
 @given(st.lists(st.floats(min_value=0.0, max_value=1.0), min_size=1, max_size=80), alphas)
 @settings(max_examples=10, deadline=None)  # multipletests runs gc.collect() on every call
 def test_holm_agrees_with_statsmodels_multipletests(pvalues, alpha):
-    reject, adjusted, *_ = multipletests(pvalues, alpha=alpha, method="holm")
+    _reject, adjusted, *_ = multipletests(pvalues, alpha=alpha, method="holm")
     assert holm(pvalues, alpha).adjusted == pytest.approx(tuple(adjusted), rel=1e-12, abs=0)
 
 
