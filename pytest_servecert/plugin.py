@@ -7,23 +7,27 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
 from . import hookspec
-from .claims.model import Layer
-from .session import USER_PROPERTY, CertSession, result_from_dict
 
-SESSION_KEY = pytest.StashKey[CertSession]()
+if TYPE_CHECKING:
+    from .config import ServecertConfig
+    from .runner import CertificationRun
+    from .session import CertSession
 
+# Plain ints, not claims.Layer: importing the package core here would run it before
+# pytest-cov starts and hide its coverage.
 LAYER_MARKERS = {
-    Layer.JUDGE_VALIDITY: "judge validity: judge cohort agreement (JTP κ gate)",
-    Layer.BEHAVIOURAL_SCREENS: "behavioural screens: TAIS, RTSI, no mechanistic gate",
-    Layer.STACK_REPRODUCIBILITY: "stack reproducibility: compile-latency CRI across stacks",
-    Layer.SCALE: "scale validity: model inside the certified parameter band",
-    Layer.SERVING_STATE: "serving-state validity: baseline vs candidate across the serving design",
+    1: "judge validity: judge cohort agreement (JTP κ gate)",
+    2: "behavioural screens: TAIS, RTSI, no mechanistic gate",
+    3: "stack reproducibility: compile-latency CRI across stacks",
+    4: "scale validity: model inside the certified parameter band",
+    5: "serving-state validity: baseline vs candidate across the serving design",
 }
+SESSION_KEY = pytest.StashKey["CertSession"]()
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -50,8 +54,10 @@ def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
 
 
 def pytest_configure(config: pytest.Config) -> None:
+    from .session import CertSession
+
     for layer, description in LAYER_MARKERS.items():
-        config.addinivalue_line("markers", f"{layer.marker}: protocol layer {int(layer)}, {description}")
+        config.addinivalue_line("markers", f"layer{layer}: protocol layer {layer}, {description}")
     session = CertSession()
     config.stash[SESSION_KEY] = session
     config.pluginmanager.register(_ClaimCollector(session), "servecert-claim-collector")
@@ -64,7 +70,7 @@ def config_path(config: pytest.Config) -> Path:
 
 
 @pytest.fixture(scope="session")
-def servecert_session(pytestconfig: pytest.Config) -> CertSession:
+def servecert_session(pytestconfig: pytest.Config) -> "CertSession":
     """The run's collected claim results (controller-side view; per worker under xdist)."""
     return pytestconfig.stash[SESSION_KEY]
 
@@ -73,10 +79,12 @@ class _ClaimCollector:
     """Collects claim results from test reports; they ride on ``user_properties`` so they
     reach the controller under pytest-xdist."""
 
-    def __init__(self, session: CertSession) -> None:
+    def __init__(self, session: "CertSession") -> None:
         self.session = session
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        from .session import USER_PROPERTY, result_from_dict
+
         for name, value in report.user_properties:
             if name == USER_PROPERTY:
                 self.session.add(result_from_dict(json.loads(value)))
@@ -102,3 +110,53 @@ def pytest_terminal_summary(
     terminalreporter.write_sep("-", "servecert claim ladder")
     for line in ladder.lines(color=color):
         terminalreporter.write_line(line)
+
+
+@pytest.fixture(scope="session")
+def servecert_config(pytestconfig: pytest.Config) -> "ServecertConfig":
+    """The certification config; a bad config ends the run with one line, no traceback."""
+    from .config import ConfigError, load_config
+
+    try:
+        return load_config(config_path(pytestconfig))
+    except ConfigError as exc:
+        pytest.exit(f"servecert: {exc}", returncode=pytest.ExitCode.USAGE_ERROR)
+
+
+def _say(config: pytest.Config, message: str) -> None:
+    """Progress lines on the terminal even while pytest captures output."""
+    reporter = config.pluginmanager.get_plugin("terminalreporter")
+    capture = config.pluginmanager.get_plugin("capturemanager")
+    if reporter is None:
+        return
+    if capture is not None:
+        with capture.global_and_fixture_disabled():
+            reporter.write_line(message)
+    else:
+        reporter.write_line(message)
+
+
+@pytest.fixture(scope="session")
+def servecert_run(pytestconfig: pytest.Config, servecert_config: "ServecertConfig") -> "CertificationRun":
+    """Run (or resume) the layer-5 certification once per session and write its certificate."""
+    from .batteries import BatteryError
+    from .config import ConfigError
+    from .judges.base import JudgeError
+    from .report.certificate import certificate_dict, write_certificate
+    from .runner import certify
+    from .store import StoreError
+
+    def stack_extra(arm: str, stack: dict[str, Any]) -> None:
+        pytestconfig.hook.pytest_servecert_stack_info(config=pytestconfig, arm=arm, stack=stack)
+
+    try:
+        run = certify(servecert_config, progress=lambda m: _say(pytestconfig, m), stack_extra=stack_extra)
+    except (ConfigError, BatteryError, JudgeError, StoreError) as exc:
+        pytest.exit(f"servecert: {exc}", returncode=pytest.ExitCode.USAGE_ERROR)
+    certificate = certificate_dict(run)
+    pytestconfig.hook.pytest_servecert_certificate(config=pytestconfig, certificate=certificate)
+    option = pytestconfig.getoption("servecert_report_dir")
+    report_dir = Path(option) if option else servecert_config.report_dir
+    path = write_certificate(certificate, report_dir)
+    _say(pytestconfig, f"servecert: certificate written to {path}")
+    return run

@@ -1,0 +1,1 @@
+"""Outputs of a run: the certificate JSON (and, later, the HTML report and snapshots)."""
