@@ -780,7 +780,7 @@ class Store:
 
     def put_labels(
         self,
-        rows: Iterable[tuple[str, str, str, str, str]],
+        rows: Iterable[tuple[str, str, str, str, str | None]],
         *,
         overwrite: bool = False,
     ) -> int:
@@ -813,7 +813,7 @@ class Store:
                 cursor = self._conn.execute(
                     f"{verb} INTO labels (response_fingerprint, judge_spec_fingerprint, "
                     "judge_name, label, raw, created_at) VALUES (?, ?, ?, ?, ?, ?)",
-                    (response_fp, judge_fp, judge_name, label, raw, now),
+                    (response_fp, judge_fp, judge_name, label, raw or "", now),
                 )
                 written += cursor.rowcount
         return written

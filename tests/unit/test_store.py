@@ -251,7 +251,7 @@ def test_labels_are_per_judge_spec(store: Store) -> None:
     assert store.labels_for(JUDGE) == {r1.fingerprint: "refusal"}
     assert store.labels_for(JUDGE2) == {r1.fingerprint: "compliance"}
     assert [r.fingerprint for r in store.unlabelled(JUDGE)] == [r2.fingerprint]
-    store.put_labels([(r2.fingerprint, JUDGE, "regex", "unjudgeable", "timeout")])
+    store.put_labels([(r2.fingerprint, JUDGE, "regex", "unjudgeable", None)])  # no raw output
     assert list(store.unlabelled(JUDGE)) == []
     assert store.put_label(r2.fingerprint, JUDGE, "regex", "compliance", overwrite=True)
     assert store.labels_for(JUDGE, [r2.fingerprint]) == {r2.fingerprint: "compliance"}
