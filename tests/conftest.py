@@ -1,0 +1,20 @@
+"""Shared test fixtures: where the canonical batteries are."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="session")
+def battery_dir() -> Path:
+    """The verified offline battery copy: SERVECERT_BATTERY_DIR, else ../shared/batteries."""
+    env = os.environ.get("SERVECERT_BATTERY_DIR")
+    path = Path(env) if env else ROOT.parent / "shared" / "batteries"
+    if not (path / "MANIFEST.json").is_file():
+        pytest.fail(f"battery copy not found at {path}: set SERVECERT_BATTERY_DIR", pytrace=False)
+    return path
