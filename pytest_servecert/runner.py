@@ -118,6 +118,22 @@ def resolve_model(path: str) -> str:
     return path
 
 
+def parameter_count(model_dir: Path) -> int | None:
+    """Parameters in a model directory's safetensors files (read from their headers only)."""
+    total = 0
+    for path in sorted(model_dir.glob("*.safetensors")):
+        with open(path, "rb") as handle:
+            size = int.from_bytes(handle.read(8), "little")
+            header = json.loads(handle.read(size))
+        for name, entry in header.items():
+            if name != "__metadata__":
+                count = 1
+                for dim in entry["shape"]:
+                    count *= dim
+                total += count
+    return total or None
+
+
 @contextmanager
 def _exclusive(path: Path) -> Iterator[None]:
     """One runner per store at a time (pytest-xdist workers queue here, then reuse answers)."""
@@ -249,7 +265,7 @@ class _Runner:
     # -- sample --------------------------------------------------------------------------------
 
     def sample(self, groups: list[_Group], store: Store, run_id: str) -> tuple[list[ServerRecord], dict]:
-        from .serving import ServerPool, ServerStartError
+        from .serving import ServerDiedError, ServerPool, ServerStartError
         from .serving.client import ChatRequest, Sampler
 
         records: list[ServerRecord] = []
@@ -275,7 +291,7 @@ class _Runner:
                 except ServerStartError as exc:
                     reason = exc.reason or str(exc).splitlines()[0]
                     store.record_server_failure(
-                        group.spec.fingerprint, reason=reason, log_tail=exc.log_tail(),
+                        group.spec.fingerprint, reason, log_tail=exc.log_tail(),
                         stack_fingerprint=group.stack.fingerprint, run_id=run_id,
                     )
                     self.progress(f"servecert: NOT RUN {group.spec.label}: {reason}")
@@ -305,25 +321,38 @@ class _Runner:
                         f"servecert: {group.arm.name} {ctx.label}: {len(requests)} requests "
                         f"at concurrency {ctx.batch_size}"
                     )
+                    died = ""
                     with self.timer.phase("sampling"):
                         batch: list = []
-                        for result in sampler.iter_sample(requests, concurrency=ctx.batch_size, health_check=server.check_alive):
-                            batch.append((by_fp[result.key], result))
-                            if len(batch) >= 64:
-                                store.put_responses(batch, run_id=run_id)
-                                batch.clear()
-                        store.put_responses(batch, run_id=run_id)
+                        try:
+                            for result in sampler.iter_sample(
+                                requests, concurrency=ctx.batch_size, health_check=server.check_alive
+                            ):
+                                batch.append((by_fp[result.key], result))
+                                if len(batch) >= 64:
+                                    store.put_responses(batch, run_id=run_id)
+                                    batch.clear()
+                        except ServerDiedError as exc:
+                            died = f"server died: {exc}".splitlines()[0]
+                            self.progress(f"servecert: {group.spec.label}: {died}")
+                        finally:
+                            store.put_responses(batch, run_id=run_id)  # nothing answered is lost
                     sent += len(requests)
                     still = store.missing(todo)
                     self.errors += len(still)
                     if still:
                         first = store.get_response(still[0].fingerprint)
-                        why = (first.error if first else None) or "no answer"
+                        why = died or (first.error if first else None) or "no answer"
                         not_run[(group.arm.name, ctx.label)] = (
                             f"{len(still)} of {len(todo)} requests failed ({why}); re-run to retry them"
                         )
                 self.sent += sent
-                records.append(self._record(group, "served", start_s=getattr(server, "start_seconds", None), sent=sent))
+                if died_server := not server.alive():
+                    pool.stop(group.spec)  # a later group or run boots a fresh one
+                records.append(self._record(
+                    group, "died" if died_server else "served",
+                    start_s=getattr(server, "start_seconds", None), sent=sent,
+                ))
             self.boots = pool.boots
             self.failed_boots = pool.failed_boots
         return records, not_run
@@ -479,12 +508,10 @@ class _Runner:
     # -- all of it -----------------------------------------------------------------------------
 
     def run(self) -> CertificationRun:
-        from .serving.tiny import model_info
-
         config = self.config
         with self.timer.phase("model build"):
             self.model_path = resolve_model(config.model.path)
-            info = dict(model_info(Path(self.model_path)))
+            info = {"parameters": parameter_count(Path(self.model_path))}
         with self.timer.phase("batteries"):
             batteries = self.load_batteries()
         with self.timer.phase("model build"):  # the draft model is built while planning
