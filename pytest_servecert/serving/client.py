@@ -129,6 +129,8 @@ class Sampler:
         For tests (``httpx.MockTransport``).
     progress : bool, optional
         tqdm bar on stderr; default on only when stderr is a TTY and ``CI`` is unset.
+    health_interval_s : float
+        How often a ``health_check`` given to :meth:`stream` runs as a watchdog.
     """
 
     base_url: str
@@ -141,6 +143,7 @@ class Sampler:
     api_key_env: str | None = None
     transport: httpx.AsyncBaseTransport | None = None
     progress: bool | None = None
+    health_interval_s: float = 1.0
     _client: httpx.AsyncClient | None = field(default=None, init=False, repr=False)
     _headers: dict[str, str] = field(default_factory=dict, init=False, repr=False)
 
@@ -194,8 +197,12 @@ class Sampler:
     ) -> AsyncIterator[SampleResult]:
         """Yield results as they complete (not in request order).
 
-        Raises whatever ``health_check`` raises (``ServerDiedError``); requests still in
-        flight are then cancelled. Stopping iteration early cancels them too.
+        With ``health_check``, it is called after every failed attempt and, as a
+        watchdog, every ``health_interval_s`` while requests are in flight (a dead server
+        whose port still accepts connections would otherwise only show as timeouts).
+        Whatever it raises (``ServerDiedError``) is raised here after the results that
+        completed before it; requests still in flight are cancelled. Stopping the
+        iteration early cancels them too.
         """
         reqs = list(requests)
         width = concurrency or self.concurrency
@@ -205,26 +212,43 @@ class Sampler:
         client = self._new_client(width) if own_client else self._client
         assert client is not None
         semaphore = asyncio.Semaphore(width)
-        aborted: list[BaseException] = []  # first health-check failure: send nothing more
+        done: asyncio.Queue[SampleResult | _Raised] = asyncio.Queue()
+        aborted: list[BaseException] = []  # after the first failure, send nothing more
 
-        async def bounded(req: ChatRequest) -> SampleResult:
+        def abort(exc: BaseException) -> None:
+            if not aborted:
+                aborted.append(exc)
+                done.put_nowait(_Raised(exc))
+
+        async def bounded(req: ChatRequest) -> None:
             async with semaphore:
                 if aborted:
-                    raise aborted[0]
+                    return
                 try:
-                    return await self._sample_one(client, req, health_check)
-                except Exception as exc:
-                    aborted.append(exc)
-                    raise
+                    done.put_nowait(await self._sample_one(client, req, health_check))
+                except Exception as exc:  # noqa: BLE001 - re-raised by the consumer below
+                    abort(exc)
+
+        async def watchdog(check: HealthCheck) -> None:
+            while not aborted:
+                await asyncio.sleep(self.health_interval_s)
+                try:
+                    await _call(check)
+                except Exception as exc:  # noqa: BLE001 - re-raised by the consumer below
+                    abort(exc)
 
         bar = _progress_bar(len(reqs), self.progress)
         tasks = [asyncio.ensure_future(bounded(r)) for r in reqs]
+        if health_check is not None and reqs:
+            tasks.append(asyncio.ensure_future(watchdog(health_check)))
         try:
-            for next_done in asyncio.as_completed(tasks):
-                result = await next_done
+            for _ in range(len(reqs)):
+                item = await done.get()
+                if isinstance(item, _Raised):
+                    raise item.exc
                 if bar is not None:
                     bar.update(1)
-                yield result
+                yield item
         finally:
             for task in tasks:
                 task.cancel()
@@ -333,16 +357,16 @@ class Sampler:
         while True:
             attempts += 1
             started = time.perf_counter()
+            retry = True
             try:
                 async with asyncio.timeout(self.timeout):
                     response = await client.post("/v1/chat/completions", json=body)
                     payload = response.content  # read inside the deadline
             except TimeoutError:
-                return _failed(req, started, attempts, f"timed out after {self.timeout:g} s")
+                problem, retry = f"timed out after {self.timeout:g} s", False
             except httpx.TimeoutException as exc:
-                if not isinstance(exc, httpx.ConnectTimeout):
-                    return _failed(req, started, attempts, f"timed out ({type(exc).__name__})")
-                problem = f"{type(exc).__name__}: {exc}"
+                # A slow generation is not re-sent; only a connection that never opened is.
+                problem, retry = f"timed out ({type(exc).__name__})", isinstance(exc, httpx.ConnectTimeout)
             except httpx.TransportError as exc:
                 problem = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
             else:
@@ -353,14 +377,20 @@ class Sampler:
                 if status < 500 and status not in _RETRY_STATUS:
                     return _failed(req, started, attempts, f"HTTP {status}: {snippet}")
                 problem = f"HTTP {status}: {snippet}"
-            # Retryable. A dead server must end the run now, not after every retry of every request.
+            # A dead server must end the run now, not after every retry of every request.
             if health_check is not None:
-                check = health_check()
-                if inspect.isawaitable(check):
-                    await check
+                await _call(health_check)
+            if not retry:
+                return _failed(req, started, attempts, problem)
             if attempts > self.max_retries:
                 return _failed(req, started, attempts, f"{problem} (gave up after {attempts} attempts)")
             await asyncio.sleep(min(self.backoff_max_s, self.backoff_s * 2 ** (attempts - 1)))
+
+
+async def _call(check: HealthCheck) -> None:
+    outcome = check()
+    if inspect.isawaitable(outcome):
+        await outcome
 
 
 def _unique(requests: Iterable[ChatRequest]) -> list[ChatRequest]:

@@ -220,6 +220,42 @@ def test_dead_server_raises_through_health_check_instead_of_retrying() -> None:
     assert len(calls) <= 8  # one per request in flight, no retry loop
 
 
+def test_watchdog_detects_a_dead_server_while_requests_hang() -> None:
+    # A dead server whose port still accepts connections: requests would only time out.
+    async def handler(request: httpx.Request) -> httpx.Response:
+        if key_of(request) == "prompt 0":
+            return httpx.Response(200, json=completion())
+        await asyncio.sleep(60)
+        raise AssertionError("unreachable")
+
+    checks = 0
+
+    def health_check() -> None:
+        nonlocal checks
+        checks += 1
+        if checks >= 3:
+            raise ServerDiedError("killed by signal SIGKILL", returncode=-9)
+
+    received = []
+    sampler = make_sampler(handler, timeout=60, health_interval_s=0.02, concurrency=4)
+    with pytest.raises(ServerDiedError):
+        for result in sampler.iter_sample(requests(4), health_check=health_check):
+            received.append(result.key)
+    assert received == ["k0"]  # what completed before the death is delivered first
+
+
+def test_timeouts_also_consult_the_health_check() -> None:
+    async def handler(request: httpx.Request) -> httpx.Response:
+        await asyncio.sleep(60)
+        raise AssertionError("unreachable")
+
+    def health_check() -> None:
+        raise ServerDiedError("gone")
+
+    with pytest.raises(ServerDiedError):
+        make_sampler(handler, timeout=0.05, health_interval_s=60).sample_sync(requests(1), health_check=health_check)
+
+
 def test_async_health_check_is_awaited() -> None:
     def handler(request: httpx.Request) -> httpx.Response:
         raise httpx.ReadError("connection reset", request=request)
