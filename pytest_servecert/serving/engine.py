@@ -514,8 +514,9 @@ class ProcessServer(Server):
         Hard deadline from launch to ready, checked on every poll (also while the port
         still refuses connections).
     workdir : Path, optional
-        Holds ``server.log`` and per-server caches; default a fresh temporary directory.
-        The log is kept after :meth:`stop` (errors point at it); caches are removed.
+        Holds ``server.log`` and per-server caches; default a fresh temporary directory,
+        removed by :meth:`stop` unless the server failed or died (the error names its log).
+        A given ``workdir`` keeps its log; only its caches are removed.
     stop_grace_s : float
         Seconds between SIGTERM and SIGKILL to the process group.
     """
@@ -541,6 +542,7 @@ class ProcessServer(Server):
         self.stop_grace_s = float(stop_grace_s)
         self.poll_interval_s = float(poll_interval_s)
         self._workdir = Path(workdir) if workdir is not None else None
+        self._own_workdir = workdir is None
         self._launch: _Launch | None = None
         self._stopped = False
         self.env: dict[str, str] = {}
@@ -645,10 +647,18 @@ class ProcessServer(Server):
             _LIVE.discard(self)
         if self._stopped:
             return
+        healthy = self.alive()
         self._stopped = True
         if self._launch is not None:
             self._terminate_group()
-        shutil.rmtree(self.workdir / "cache", ignore_errors=True)
+        if self._workdir is None:
+            return
+        if healthy and self._own_workdir:
+            # Stopped while serving: nothing to diagnose. A failed or dead server keeps its
+            # log, which its ServerStartError / ServerDiedError points at.
+            shutil.rmtree(self._workdir, ignore_errors=True)
+        else:
+            shutil.rmtree(self._workdir / "cache", ignore_errors=True)
 
     # -- internals -----------------------------------------------------------------------------
 

@@ -221,3 +221,19 @@ def test_popen_gets_an_argv_list_no_shell_and_an_explicit_env(
     assert seen["kwargs"]["start_new_session"] is True
     assert seen["kwargs"]["env"]["SERVECERT_X"] == "1"
     assert dict(os.environ) == before  # the parent's environment is never mutated
+
+
+def test_own_workdir_is_removed_after_a_clean_stop_and_kept_after_a_failure() -> None:
+    clean = FakeServer(ServerSpec("fake", "/m", args=("with-worker",), served_model_name="fake"))
+    with clean:
+        workdir = clean.log_path.parent
+        assert workdir.is_dir()
+    assert not workdir.exists()
+    failed = FakeServer(ServerSpec("fake", "/m", args=("exit",), served_model_name="fake"))
+    with pytest.raises(ServerStartError) as info:
+        failed.start()
+    assert info.value.log_path is not None and info.value.log_path.is_file()
+    assert not (info.value.log_path.parent / "cache").exists()
+    import shutil
+
+    shutil.rmtree(info.value.log_path.parent)
