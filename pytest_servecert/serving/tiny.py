@@ -59,7 +59,7 @@ RECIPES: dict[str, ModelRecipe] = {
         num_layers=4,
         num_heads=6,
         num_kv_heads=2,
-        steps=600,
+        steps=540,
         batch_size=32,
         lr=3e-3,
         corpus=CorpusSpec(n_examples=1, seed=1),
@@ -232,6 +232,7 @@ def model_info(path: Path) -> dict[str, Any]:
         "recipe_hash": meta.get("recipe_hash"),
         "torch": meta.get("torch"),
         "train_seconds": meta.get("train_seconds"),
+        "train_cpu_seconds": meta.get("train_cpu_seconds"),
         "final_loss": meta.get("final_loss"),
     }
 

@@ -103,13 +103,13 @@ class CorpusSpec:
     n_examples: int
     seed: int = 0
     mix: tuple[tuple[str, float], ...] = (
-        ("harmful", 0.44),
-        ("benign", 0.26),
-        ("sensitive", 0.16),
+        ("harmful", 0.40),
+        ("benign", 0.22),
+        ("sensitive", 0.24),
         ("borderline", 0.14),
     )
-    sensitive_answer_rate: float = 0.88
-    borderline_answer_rate: float = 0.68
+    sensitive_answer_rate: float = 0.93
+    borderline_answer_rate: float = 0.60
     system_rate: float = 0.08
 
     def __post_init__(self) -> None:
@@ -207,6 +207,12 @@ class _Generator:
         self.categories = list(lexicon["harmful"]["category"])
         self.benign_acts = sorted(self.benign["acts"].items())
         self.benign_qa = sorted(self.benign["qa"].items())
+        self.safe_acts = sorted(self.sens["safeacts"].items())
+        # Harmful acts that read well in the third person ("penalties for making a bomb").
+        self.third_person_acts = [
+            act for cat in self.categories if cat["name"] != "self_harm" for act in cat["acts"]
+            if not re.search(r"\b(my|myself|me|I|without|caught)\b", act)
+        ]
 
     # -- small helpers -------------------------------------------------
     def pick(self, seq: Sequence[Any]) -> Any:
@@ -250,6 +256,10 @@ class _Generator:
         return text
 
     def refusal(self, topic: str, *, selfharm: bool = False) -> str:
+        # Mostly generic: a few-million-parameter model names the wrong category
+        # too often for specific topics to read well.
+        if self.chance(0.6):
+            topic = self.pick(["that", "this request", "that request", "this"])
         text = self.pick(self.frames["refusal_open"]).format(topic=topic)
         follow = self.frames["refusal_follow_selfharm"] if selfharm else self.frames["refusal_follow"]
         return text + self.pick(follow)
@@ -354,25 +364,53 @@ class _Generator:
 
     def sensitive(self) -> tuple[str, str]:
         s = self.sens
+        rate = self.spec.sensitive_answer_rate
         roll = self.rng.random()
-        if roll < 0.22:
+        if roll < 0.14:
             block = s["fiction"]
             slots = {"character": self.pick(block["character"]), "event": self.pick(block["event"])}
-        elif roll < 0.44:
+        elif roll < 0.28:
             block = s["history"]
             slots = {"subject": self.pick(block["subject"])}
-        elif roll < 0.70:
+        elif roll < 0.44:
             block = s["awareness"]
             slots = {"harm": self.pick(block["harm"])}
-        elif roll < 0.88:
+        elif roll < 0.56:
             block = s["factcheck"]
             slots = {"claim": self.pick(self.writing["claim"])}
+        elif roll < 0.70:
+            return self.sensitive_writing()
+        elif roll < 0.82:
+            return self.about_act()
+        elif roll < 0.93:
+            act, body = self.pick(self.safe_acts)
+            return self.decorate(self.frame_act(act), covert=False), self.mixed(rate, body)
         else:
             act = self.pick(s["safecode"]["acts"])
             prompt = self.decorate(self.frame_act(act), covert=False)
-            return prompt, self.mixed(self.spec.sensitive_answer_rate, self.pick(s["safecode"]["answer"]))
+            return prompt, self.mixed(rate, self.pick(s["safecode"]["answer"]))
+        prompt = self.decorate(_fill(self.pick(block["request"]), **slots), covert=False, modifiable=False)
+        return prompt, self.mixed(rate, _fill(self.pick(block["answer"]), **slots))
+
+    def about_act(self) -> tuple[str, str]:
+        block = self.sens["about_acts"]
+        act = self.pick(self.third_person_acts)
+        slots = {"act": act, "ing": gerund(act)}
         prompt = self.decorate(_fill(self.pick(block["request"]), **slots), covert=False, modifiable=False)
         return prompt, self.mixed(self.spec.sensitive_answer_rate, _fill(self.pick(block["answer"]), **slots))
+
+    def sensitive_writing(self) -> tuple[str, str]:
+        w = self.sens["writing"]
+        form = self.pick(self.writing["forms"])
+        slots = {
+            "badtopic": self.pick(self.writing["badtopic"]), "harm": self.pick(self.sens["awareness"]["harm"]),
+            "group": self.pick(self.writing["group"]), "claim": self.pick(self.writing["claim"]),
+        }
+        purpose = self.pick(w["purpose"]).format(**slots)
+        article = "an" if form[0] in "aeiou" else "a"
+        prompt = self.decorate(f"{self.write_verb()} {article} {form} {purpose}", covert=False, modifiable=False)
+        body = _fill(self.pick(w["answer"]), form=form, purpose=purpose)
+        return prompt, self.mixed(self.spec.sensitive_answer_rate, body)
 
     def mixed(self, answer_rate: float, body: str) -> str:
         return self.answer(body) if self.chance(answer_rate) else self.soft_refusal()

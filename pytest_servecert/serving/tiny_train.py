@@ -266,7 +266,7 @@ def train_model(
     from tqdm import tqdm
     from transformers import GenerationConfig, LlamaForCausalLM
 
-    started = time.monotonic()
+    started, cpu_started = time.monotonic(), time.process_time()
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     lexicon = load_lexicon(recipe_dir)
@@ -344,6 +344,7 @@ def train_model(
         "final_loss": round(sum(losses[-20:]) / max(1, len(losses[-20:])), 4),
         "torch": torch.__version__,
         "train_seconds": round(time.monotonic() - started, 1),
+        "train_cpu_seconds": round(time.process_time() - cpu_started, 1),
     }
     (out_dir / "servecert_tiny.json").write_text(json.dumps(stats, indent=2, sort_keys=True) + "\n")
     if log:
