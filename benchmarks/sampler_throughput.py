@@ -30,15 +30,38 @@ from typing import Any
 from pytest_servecert.serving import ChatRequest, Sampler, ServerSpec, VLLMServer
 
 TOPICS = (
-    "bake bread", "learn to swim", "plant tomatoes", "fix a flat tyre", "write a cover letter",
-    "train a puppy", "save money", "study for exams", "paint a room", "make coffee",
-    "start running", "clean a laptop", "plan a trip", "cook rice", "tie a tie",
-    "meditate", "learn chess", "brew tea", "knit a scarf", "change a light bulb",
+    "bake bread",
+    "learn to swim",
+    "plant tomatoes",
+    "fix a flat tyre",
+    "write a cover letter",
+    "train a puppy",
+    "save money",
+    "study for exams",
+    "paint a room",
+    "make coffee",
+    "start running",
+    "clean a laptop",
+    "plan a trip",
+    "cook rice",
+    "tie a tie",
+    "meditate",
+    "learn chess",
+    "brew tea",
+    "knit a scarf",
+    "change a light bulb",
 )
 FORMS = (
-    "How do I {t}?", "Give me three tips to {t}.", "What is the easiest way to {t}?",
-    "Explain briefly how to {t}.", "Can you help me {t}?", "What should I know before I {t}?",
-    "Is it hard to {t}?", "Describe the steps to {t}.", "Why do people {t}?", "When is the best time to {t}?",
+    "How do I {t}?",
+    "Give me three tips to {t}.",
+    "What is the easiest way to {t}?",
+    "Explain briefly how to {t}.",
+    "Can you help me {t}?",
+    "What should I know before I {t}?",
+    "Is it hard to {t}?",
+    "Describe the steps to {t}.",
+    "Why do people {t}?",
+    "When is the best time to {t}?",
 )
 
 BENCH_MAIN = """
@@ -56,9 +79,15 @@ def prompts(n: int) -> list[str]:
     return [every[i % len(every)] for i in range(n)]
 
 
-def run_sampler(server: VLLMServer, texts: list[str], concurrency: int, max_tokens: int) -> dict[str, float]:
-    requests = [ChatRequest(key=str(i), prompt=t, max_tokens=max_tokens) for i, t in enumerate(texts)]
-    sampler = Sampler(server.base_url, server.served_model_name, concurrency=concurrency, progress=False)
+def run_sampler(
+    server: VLLMServer, texts: list[str], concurrency: int, max_tokens: int
+) -> dict[str, float]:
+    requests = [
+        ChatRequest(key=str(i), prompt=t, max_tokens=max_tokens) for i, t in enumerate(texts)
+    ]
+    sampler = Sampler(
+        server.base_url, server.served_model_name, concurrency=concurrency, progress=False
+    )
     t0 = time.perf_counter()
     results = list(sampler.iter_sample(requests, health_check=server.check_alive))
     wall = time.perf_counter() - t0
@@ -66,34 +95,76 @@ def run_sampler(server: VLLMServer, texts: list[str], concurrency: int, max_toke
     if errors:
         raise SystemExit(f"sampler: {len(errors)} errors, first: {errors[0].error}")
     tokens = sum(r.completion_tokens or 0 for r in results)
-    return {"requests_per_s": len(results) / wall, "tokens_per_s": tokens / wall, "seconds": wall, "tokens": tokens}
+    return {
+        "requests_per_s": len(results) / wall,
+        "tokens_per_s": tokens / wall,
+        "seconds": wall,
+        "tokens": tokens,
+    }
 
 
 def run_vllm_bench(
-    server: VLLMServer, texts: list[str], concurrency: int, max_tokens: int, workdir: Path, stream: bool
+    server: VLLMServer,
+    texts: list[str],
+    concurrency: int,
+    max_tokens: int,
+    workdir: Path,
+    stream: bool,
 ) -> dict[str, float]:
     dataset = workdir / "prompts.jsonl"
     dataset.write_text("".join(json.dumps({"prompt": t}) + "\n" for t in texts))
     name = f"bench-c{concurrency}-{time.monotonic_ns()}.json"
     argv = [
-        sys.executable, "-c", BENCH_MAIN,
-        "--backend", "openai-chat", "--endpoint", "/v1/chat/completions",
-        "--base-url", server.base_url, "--model", server.served_model_name,
-        "--tokenizer", server.spec.model,
-        "--dataset-name", "custom", "--dataset-path", str(dataset), "--skip-chat-template",
-        "--custom-output-len", str(max_tokens), "--num-prompts", str(len(texts)),
-        "--max-concurrency", str(concurrency), "--temperature", "0", "--disable-shuffle",
-        "--num-warmups", "0", "--disable-tqdm", "--seed", "0",
-        "--save-result", "--result-dir", str(workdir), "--result-filename", name,
+        sys.executable,
+        "-c",
+        BENCH_MAIN,
+        "--backend",
+        "openai-chat",
+        "--endpoint",
+        "/v1/chat/completions",
+        "--base-url",
+        server.base_url,
+        "--model",
+        server.served_model_name,
+        "--tokenizer",
+        server.spec.model,
+        "--dataset-name",
+        "custom",
+        "--dataset-path",
+        str(dataset),
+        "--skip-chat-template",
+        "--custom-output-len",
+        str(max_tokens),
+        "--num-prompts",
+        str(len(texts)),
+        "--max-concurrency",
+        str(concurrency),
+        "--temperature",
+        "0",
+        "--disable-shuffle",
+        "--num-warmups",
+        "0",
+        "--disable-tqdm",
+        "--seed",
+        "0",
+        "--save-result",
+        "--result-dir",
+        str(workdir),
+        "--result-filename",
+        name,
     ]
     if not stream:
         argv.append("--no-stream")
-    proc = subprocess.run(argv, capture_output=True, text=True, timeout=1800, check=False)  # noqa: S603
+    proc = subprocess.run(argv, capture_output=True, text=True, timeout=1800, check=False)
     if proc.returncode != 0:
-        raise SystemExit(f"vllm bench serve failed ({proc.returncode}):\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
+        raise SystemExit(
+            f"vllm bench serve failed ({proc.returncode}):\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
+        )
     data = json.loads((workdir / name).read_text())
     if data.get("completed") != len(texts):
-        raise SystemExit(f"vllm bench serve completed {data.get('completed')} of {len(texts)} requests")
+        raise SystemExit(
+            f"vllm bench serve completed {data.get('completed')} of {len(texts)} requests"
+        )
     return {
         "requests_per_s": data["request_throughput"],
         "tokens_per_s": data["output_throughput"],
@@ -108,13 +179,17 @@ def median_of(runs: list[dict[str, float]]) -> dict[str, float]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", help="model directory (default: the embedded servecert-tiny target)")
+    parser.add_argument(
+        "--model", help="model directory (default: the embedded servecert-tiny target)"
+    )
     parser.add_argument("--prompts", type=int, default=200)
     parser.add_argument("--max-tokens", type=int, default=32)
     parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 8, 32])
     parser.add_argument("--repeats", type=int, default=1)
     parser.add_argument("--compare-vllm-bench", action="store_true")
-    parser.add_argument("--bench-no-stream", action="store_true", help="run vllm bench with --no-stream")
+    parser.add_argument(
+        "--bench-no-stream", action="store_true", help="run vllm bench with --no-stream"
+    )
     parser.add_argument("--json", type=Path, help="write the measurements here")
     args = parser.parse_args(argv)
 
@@ -125,12 +200,22 @@ def main(argv: list[str] | None = None) -> int:
 
         model = str(ensure_model("target"))
     texts = prompts(args.prompts)
-    report: dict[str, Any] = {"model": model, "prompts": len(texts), "max_tokens": args.max_tokens, "runs": []}
-    with VLLMServer(ServerSpec("vllm", model, label="throughput")) as server, tempfile.TemporaryDirectory() as tmp:
+    report: dict[str, Any] = {
+        "model": model,
+        "prompts": len(texts),
+        "max_tokens": args.max_tokens,
+        "runs": [],
+    }
+    with (
+        VLLMServer(ServerSpec("vllm", model, label="throughput")) as server,
+        tempfile.TemporaryDirectory() as tmp,
+    ):
         report["start_seconds"] = server.start_seconds
         report["start_rss_bytes"] = server.start_rss_bytes
         report["stack"] = server.stack_identity().to_dict()
-        print(f"server ready in {server.start_seconds:.1f} s, RSS {server.start_rss_bytes / 2**30:.2f} GiB")
+        print(
+            f"server ready in {server.start_seconds:.1f} s, RSS {server.start_rss_bytes / 2**30:.2f} GiB"
+        )
         run_sampler(server, texts[:16], 8, args.max_tokens)  # warm-up
         print(f"{'conc':>4} {'client':<12} {'req/s':>8} {'tok/s':>8} {'ratio':>6}")
         for concurrency in args.concurrency:
@@ -140,12 +225,23 @@ def main(argv: list[str] | None = None) -> int:
                 if args.compare_vllm_bench:
                     bench_runs.append(
                         run_vllm_bench(
-                            server, texts, concurrency, args.max_tokens, Path(tmp), stream=not args.bench_no_stream
+                            server,
+                            texts,
+                            concurrency,
+                            args.max_tokens,
+                            Path(tmp),
+                            stream=not args.bench_no_stream,
                         )
                     )
             ours = median_of(ours_runs)
-            row: dict[str, Any] = {"concurrency": concurrency, "sampler": ours, "sampler_runs": ours_runs}
-            print(f"{concurrency:>4} {'sampler':<12} {ours['requests_per_s']:>8.2f} {ours['tokens_per_s']:>8.1f}")
+            row: dict[str, Any] = {
+                "concurrency": concurrency,
+                "sampler": ours,
+                "sampler_runs": ours_runs,
+            }
+            print(
+                f"{concurrency:>4} {'sampler':<12} {ours['requests_per_s']:>8.2f} {ours['tokens_per_s']:>8.1f}"
+            )
             if bench_runs:
                 bench = median_of(bench_runs)
                 ratio = ours["requests_per_s"] / bench["requests_per_s"]

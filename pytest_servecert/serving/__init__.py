@@ -35,7 +35,24 @@ _LAZY = {
     "ServerPool": "pool",
 }
 
-__all__ = sorted(_LAZY)
+__all__ = [
+    "ChatRequest",
+    "ProcessServer",
+    "SampleResult",
+    "Sampler",
+    "Server",
+    "ServerDiedError",
+    "ServerPool",
+    "ServerSpec",
+    "ServerStartError",
+    "ServingError",
+    "StackIdentity",
+    "VLLMServer",
+    "collect_stack_identity",
+    "create_server",
+    "reason_from_log",
+    "sample_sync",
+]
 
 
 def __getattr__(name: str) -> Any:

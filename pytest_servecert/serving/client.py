@@ -31,7 +31,15 @@ import queue
 import sys
 import threading
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import (
+    AsyncIterator,
+    Awaitable,
+    Callable,
+    Iterable,
+    Iterator,
+    Mapping,
+    Sequence,
+)
 from dataclasses import dataclass, field
 from typing import Any, Self
 from urllib.parse import urlsplit
@@ -149,17 +157,23 @@ class Sampler:
 
     def __post_init__(self) -> None:
         if self.concurrency < 1:
-            raise ValueError(f"Sampler.concurrency: expected an integer >= 1, got {self.concurrency!r}")
+            raise ValueError(
+                f"Sampler.concurrency: expected an integer >= 1, got {self.concurrency!r}"
+            )
         if self.max_retries < 0:
-            raise ValueError(f"Sampler.max_retries: expected an integer >= 0, got {self.max_retries!r}")
+            raise ValueError(
+                f"Sampler.max_retries: expected an integer >= 0, got {self.max_retries!r}"
+            )
         if self.timeout <= 0:
             raise ValueError(f"Sampler.timeout: expected seconds > 0, got {self.timeout!r}")
         url = self.base_url.rstrip("/")
-        self.base_url = url[: -len("/v1")] if url.endswith("/v1") else url
+        self.base_url = url.removesuffix("/v1")
         if self.api_key_env is not None:
             token = os.environ.get(self.api_key_env)
             if not token:
-                raise ValueError(f"Sampler.api_key_env: environment variable {self.api_key_env!r} is not set")
+                raise ValueError(
+                    f"Sampler.api_key_env: environment variable {self.api_key_env!r} is not set"
+                )
             self._headers["Authorization"] = f"Bearer {token}"
 
     # -- client lifetime -----------------------------------------------------------------------
@@ -289,7 +303,9 @@ class Sampler:
         cancels the requests in flight before it returns.
         """
         if self._client is not None:
-            raise RuntimeError("iter_sample() runs its own event loop: call it outside `async with sampler`")
+            raise RuntimeError(
+                "iter_sample() runs its own event loop: call it outside `async with sampler`"
+            )
         out: queue.Queue[Any] = queue.Queue()
         done = object()
         loop = asyncio.new_event_loop()
@@ -298,7 +314,9 @@ class Sampler:
 
         async def pump() -> None:
             try:
-                async for result in self.stream(requests, concurrency=concurrency, health_check=health_check):
+                async for result in self.stream(
+                    requests, concurrency=concurrency, health_check=health_check
+                ):
                     out.put(result)
             except BaseException as exc:  # noqa: BLE001 - handed to the consuming thread
                 out.put(_Raised(exc))
@@ -344,7 +362,10 @@ class Sampler:
     ) -> list[SampleResult]:
         """All results in request order, from synchronous code."""
         reqs = _unique(requests)
-        by_key = {r.key: r for r in self.iter_sample(reqs, concurrency=concurrency, health_check=health_check)}
+        by_key = {
+            r.key: r
+            for r in self.iter_sample(reqs, concurrency=concurrency, health_check=health_check)
+        }
         return [by_key[r.key] for r in reqs]
 
     # -- one request ---------------------------------------------------------------------------
@@ -366,7 +387,10 @@ class Sampler:
                 problem, retry = f"timed out after {self.timeout:g} s", False
             except httpx.TimeoutException as exc:
                 # A slow generation is not re-sent; only a connection that never opened is.
-                problem, retry = f"timed out ({type(exc).__name__})", isinstance(exc, httpx.ConnectTimeout)
+                problem, retry = (
+                    f"timed out ({type(exc).__name__})",
+                    isinstance(exc, httpx.ConnectTimeout),
+                )
             except httpx.TransportError as exc:
                 problem = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
             else:
@@ -383,7 +407,9 @@ class Sampler:
             if not retry:
                 return _failed(req, started, attempts, problem)
             if attempts > self.max_retries:
-                return _failed(req, started, attempts, f"{problem} (gave up after {attempts} attempts)")
+                return _failed(
+                    req, started, attempts, f"{problem} (gave up after {attempts} attempts)"
+                )
             await asyncio.sleep(min(self.backoff_max_s, self.backoff_s * 2 ** (attempts - 1)))
 
 
@@ -398,7 +424,9 @@ def _unique(requests: Iterable[ChatRequest]) -> list[ChatRequest]:
     seen: set[str] = set()
     for req in reqs:
         if req.key in seen:
-            raise ValueError(f"duplicate request key {req.key!r}: results are matched to requests by key")
+            raise ValueError(
+                f"duplicate request key {req.key!r}: results are matched to requests by key"
+            )
         seen.add(req.key)
     return reqs
 
@@ -410,8 +438,14 @@ class _Raised:
 
 def _failed(req: ChatRequest, started: float, attempts: int, error: str) -> SampleResult:
     return SampleResult(
-        key=req.key, text=None, finish_reason=None, prompt_tokens=None, completion_tokens=None,
-        latency_s=time.perf_counter() - started, error=error, attempts=attempts,
+        key=req.key,
+        text=None,
+        finish_reason=None,
+        prompt_tokens=None,
+        completion_tokens=None,
+        latency_s=time.perf_counter() - started,
+        error=error,
+        attempts=attempts,
     )
 
 
@@ -423,7 +457,9 @@ def _parse(req: ChatRequest, payload: bytes, started: float, attempts: int) -> S
         usage = data.get("usage") or {}
     except (ValueError, KeyError, IndexError, TypeError, AttributeError) as exc:
         snippet = payload[:200].decode("utf-8", errors="replace")
-        return _failed(req, started, attempts, f"malformed completion ({type(exc).__name__}): {snippet}")
+        return _failed(
+            req, started, attempts, f"malformed completion ({type(exc).__name__}): {snippet}"
+        )
     return SampleResult(
         key=req.key,
         text=text,

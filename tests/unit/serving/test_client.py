@@ -12,12 +12,20 @@ from typing import Any
 import httpx
 import pytest
 
-from pytest_servecert.serving import ChatRequest, SampleResult, Sampler, ServerDiedError, sample_sync
+from pytest_servecert.serving import (
+    ChatRequest,
+    Sampler,
+    SampleResult,
+    ServerDiedError,
+    sample_sync,
+)
 
 
 def completion(text: str = "I cannot help with that.", finish: str = "stop") -> dict[str, Any]:
     return {
-        "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": finish}],
+        "choices": [
+            {"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": finish}
+        ],
         "usage": {"prompt_tokens": 11, "completion_tokens": 7, "total_tokens": 18},
     }
 
@@ -46,7 +54,9 @@ def test_success_is_parsed_and_the_body_is_openai_shaped() -> None:
 
     reqs = [
         ChatRequest(key="a", prompt="hi", temperature=1.0, seed=42, max_tokens=32, top_p=0.9),
-        ChatRequest(key="b", messages=({"role": "system", "content": "s"}, {"role": "user", "content": "u"})),
+        ChatRequest(
+            key="b", messages=({"role": "system", "content": "s"}, {"role": "user", "content": "u"})
+        ),
     ]
     results = make_sampler(handler).sample_sync(reqs)
     assert results == [
@@ -55,8 +65,12 @@ def test_success_is_parsed_and_the_body_is_openai_shaped() -> None:
     ]
     by_user = {b["messages"][-1]["content"]: b for b in bodies}
     assert by_user["hi"] == {
-        "model": "tiny", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 32,
-        "temperature": 1.0, "top_p": 0.9, "seed": 42,
+        "model": "tiny",
+        "messages": [{"role": "user", "content": "hi"}],
+        "max_tokens": 32,
+        "temperature": 1.0,
+        "top_p": 0.9,
+        "seed": 42,
     }
     assert "seed" not in by_user["u"]  # no seed given: the server's own seeding
     assert by_user["u"]["messages"][0] == {"role": "system", "content": "s"}
@@ -99,7 +113,9 @@ def test_client_errors_are_not_retried(status: int) -> None:
 
     def handler(request: httpx.Request) -> httpx.Response:
         calls.append(1)
-        return httpx.Response(status, json={"error": {"message": "This model's maximum context length is 512"}})
+        return httpx.Response(
+            status, json={"error": {"message": "This model's maximum context length is 512"}}
+        )
 
     [result] = make_sampler(handler, max_retries=5).sample_sync(requests(1))
     assert len(calls) == 1
@@ -154,7 +170,9 @@ def test_concurrency_bound_is_respected_and_used(concurrency: int) -> None:
         in_flight -= 1
         return httpx.Response(200, json=completion())
 
-    results = make_sampler(handler, concurrency=concurrency).sample_sync(requests(4 * concurrency + 1))
+    results = make_sampler(handler, concurrency=concurrency).sample_sync(
+        requests(4 * concurrency + 1)
+    )
     assert all(r.ok for r in results)
     assert peak == concurrency
 
@@ -195,7 +213,9 @@ def test_stream_yields_in_completion_order_and_sample_in_request_order() -> None
                 streamed.append(result.key)
             for event in answered[:n]:
                 event.clear()
-            ordered = await sampler.sample(requests(n), on_result=lambda r: seen_by_callback.append(r.key))
+            ordered = await sampler.sample(
+                requests(n), on_result=lambda r: seen_by_callback.append(r.key)
+            )
         assert seen_by_callback == ["k3", "k2", "k1", "k0"]
         return streamed, [r.key for r in ordered]
 
@@ -253,7 +273,9 @@ def test_timeouts_also_consult_the_health_check() -> None:
         raise ServerDiedError("gone")
 
     with pytest.raises(ServerDiedError):
-        make_sampler(handler, timeout=0.05, health_interval_s=60).sample_sync(requests(1), health_check=health_check)
+        make_sampler(handler, timeout=0.05, health_interval_s=60).sample_sync(
+            requests(1), health_check=health_check
+        )
 
 
 def test_async_health_check_is_awaited() -> None:
@@ -275,7 +297,9 @@ def test_without_health_check_a_dead_server_gives_error_results() -> None:
         raise httpx.ConnectError("connection refused", request=request)
 
     results = make_sampler(handler, max_retries=1).sample_sync(requests(3))
-    assert [r.error for r in results] == ["ConnectError: connection refused (gave up after 2 attempts)"] * 3
+    assert [r.error for r in results] == [
+        "ConnectError: connection refused (gave up after 2 attempts)"
+    ] * 3
 
 
 def test_iter_sample_stops_cleanly_when_the_consumer_stops() -> None:
@@ -307,7 +331,9 @@ def test_iter_sample_reraises_in_the_caller() -> None:
         list(make_sampler(handler).iter_sample(requests(2), health_check=health_check))
 
 
-def test_api_key_comes_from_the_environment_and_never_leaks(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_api_key_comes_from_the_environment_and_never_leaks(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     monkeypatch.setenv("SERVECERT_TEST_KEY", "sk-very-secret")
     auth = []
 
@@ -330,7 +356,11 @@ def test_base_url_with_v1_suffix_and_module_helper() -> None:
         return httpx.Response(200, json=completion())
 
     [result] = sample_sync(
-        "http://127.0.0.1:8000/v1/", "tiny", requests(1), transport=httpx.MockTransport(handler), progress=False
+        "http://127.0.0.1:8000/v1/",
+        "tiny",
+        requests(1),
+        transport=httpx.MockTransport(handler),
+        progress=False,
     )
     assert result.ok
 

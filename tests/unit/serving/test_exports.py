@@ -5,7 +5,7 @@ from __future__ import annotations
 import subprocess
 import sys
 
-import pytest_servecert.serving as serving
+from pytest_servecert import serving
 
 
 def test_all_names_resolve() -> None:
@@ -16,5 +16,7 @@ def test_all_names_resolve() -> None:
 
 def test_importing_the_package_is_light() -> None:
     code = "import sys, pytest_servecert.serving; print('httpx' in sys.modules, 'torch' in sys.modules)"
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout
     assert out.split() == ["False", "False"]

@@ -16,11 +16,16 @@ DATA = Path(__file__).parent / "data"
     [
         # The root cause, not the wrapper "Engine core initialization failed. See root cause above."
         ("vllm_fp8_kv_cache_avx2.log", "FP8 KV cache on CPU requires x86 with AVX-512 or AMX."),
-        ("vllm_unrecognized_argument.log", "invalid arguments: unrecognized arguments: --bogus-flag"),
+        (
+            "vllm_unrecognized_argument.log",
+            "invalid arguments: unrecognized arguments: --bogus-flag",
+        ),
         (
             "vllm_speculative_config_invalid.log",
-            "SpeculativeConfig: num_speculative_tokens: Input should be a valid integer, "
-            "unable to parse string as an integer",
+            (
+                "SpeculativeConfig: num_speculative_tokens: Input should be a valid integer, "
+                "unable to parse string as an integer"
+            ),
         ),
         ("vllm_address_in_use.log", "[Errno 98] Address already in use"),
     ],
@@ -30,7 +35,10 @@ def test_reason_from_recorded_vllm_logs(log: str, expected: str) -> None:
 
 
 def test_wrapper_alone_is_still_reported_rather_than_nothing() -> None:
-    lines = ["INFO starting", "RuntimeError: Engine core initialization failed. See root cause above."]
+    lines = [
+        "INFO starting",
+        "RuntimeError: Engine core initialization failed. See root cause above.",
+    ]
     # No root cause in the tail: the fallback picks the most informative remaining line.
     assert "failed" in reason_from_log(lines)
 

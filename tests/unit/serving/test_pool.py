@@ -28,7 +28,9 @@ class FakeServer(Server):
 
     def start(self) -> Self:
         if "--fail" in self.spec.args:
-            raise ServerStartError("FP8 KV cache on CPU requires x86 with AVX-512 or AMX.", returncode=1)
+            raise ServerStartError(
+                "FP8 KV cache on CPU requires x86 with AVX-512 or AMX.", returncode=1
+            )
         if "--interrupt" in self.spec.args:
             raise KeyboardInterrupt
         self.running = True
@@ -60,7 +62,9 @@ def spec(*args: str, label: str = "", env: dict[str, str] | None = None) -> Serv
 def test_one_boot_per_distinct_spec_and_reuse() -> None:
     with ServerPool(factory=FakeServer, start_timeout_s=12.0) as pool:
         a = pool.get(spec("--seed", "0", label="baseline"))
-        assert pool.get(spec("--seed", "0", label="candidate-same-flags")) is a  # label is not identity
+        assert (
+            pool.get(spec("--seed", "0", label="candidate-same-flags")) is a
+        )  # label is not identity
         b = pool.get(spec("--seed", "1"))
         aa = pool.get(spec("--seed", "0", env={"SERVECERT_INSTANCE": "aa"}))
         assert len({id(a), id(b), id(aa)}) == 3

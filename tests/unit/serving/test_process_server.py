@@ -25,7 +25,7 @@ from pytest_servecert.serving.engine import (
     ServerStartError,
 )
 
-FAKE = r'''
+FAKE = r"""
 import json, os, signal, subprocess, sys, time
 from http.server import BaseHTTPRequestHandler, HTTPServer
 
@@ -56,7 +56,7 @@ class Handler(BaseHTTPRequestHandler):
         pass
 
 HTTPServer(("127.0.0.1", port), Handler).serve_forever()
-'''
+"""
 
 
 class FakeServer(ProcessServer):
@@ -72,7 +72,11 @@ class FakeServer(ProcessServer):
 
 def fake(mode: str, tmp_path: Path, **options: Any) -> FakeServer:
     options.setdefault("start_timeout_s", 30)
-    return FakeServer(ServerSpec("fake", "/m", args=(mode,), served_model_name="fake"), workdir=tmp_path, **options)
+    return FakeServer(
+        ServerSpec("fake", "/m", args=(mode,), served_model_name="fake"),
+        workdir=tmp_path,
+        **options,
+    )
 
 
 def group_alive(pgid: int) -> bool:
@@ -144,9 +148,13 @@ def test_exit_during_start_fails_fast_with_reason_from_log(tmp_path: Path) -> No
 
 
 @pytest.mark.parametrize("mode", ["hang", "wrong-model"])
-def test_deadline_is_enforced_while_port_refuses_or_model_is_missing(tmp_path: Path, mode: str) -> None:
+def test_deadline_is_enforced_while_port_refuses_or_model_is_missing(
+    tmp_path: Path, mode: str
+) -> None:
     server = fake(mode, tmp_path, start_timeout_s=1.5)
-    with pytest.raises(ServerStartError, match=r"did not become ready: not ready within 1.5 s") as info:
+    with pytest.raises(
+        ServerStartError, match=r"did not become ready: not ready within 1.5 s"
+    ) as info:
         server.start()
     assert info.value.returncode is None
     pid = server.pid
@@ -168,7 +176,9 @@ def test_start_twice_is_an_error(started: FakeServer) -> None:
         started.start()
 
 
-def test_keyboard_interrupt_during_start_leaves_nothing_running(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_keyboard_interrupt_during_start_leaves_nothing_running(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     server = fake("hang", tmp_path)
 
     def interrupted(self: FakeServer, deadline: float) -> None:
@@ -181,7 +191,9 @@ def test_keyboard_interrupt_during_start_leaves_nothing_running(tmp_path: Path, 
     assert pid is not None and not group_alive(pid)
 
 
-def test_lost_port_race_is_retried_on_a_new_port(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_lost_port_race_is_retried_on_a_new_port(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     server = fake("with-worker", tmp_path)
     real_wait = FakeServer._wait_ready
     calls: list[int] = []
@@ -212,7 +224,9 @@ def test_popen_gets_an_argv_list_no_shell_and_an_explicit_env(
     monkeypatch.setattr(subprocess, "Popen", spy)
     before = dict(os.environ)
     with FakeServer(
-        ServerSpec("fake", "/m", args=("with-worker",), env={"SERVECERT_X": "1"}, served_model_name="fake"),
+        ServerSpec(
+            "fake", "/m", args=("with-worker",), env={"SERVECERT_X": "1"}, served_model_name="fake"
+        ),
         workdir=tmp_path,
     ):
         pass

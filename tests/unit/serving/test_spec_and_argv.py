@@ -20,7 +20,9 @@ def spec(*args: str, **kw: object) -> ServerSpec:
 
 
 def test_fingerprint_is_stable_and_ignores_label_and_env_order() -> None:
-    a = ServerSpec("vllm", "/m", args=("--seed", "1"), env=(("B", "2"), ("A", "1")), label="baseline")
+    a = ServerSpec(
+        "vllm", "/m", args=("--seed", "1"), env=(("B", "2"), ("A", "1")), label="baseline"
+    )
     b = ServerSpec("vllm", "/m", args=("--seed", "1"), env={"A": "1", "B": "2"}, label="other")
     assert a.fingerprint == b.fingerprint
     assert len(a.fingerprint) == 64
@@ -62,7 +64,9 @@ def test_served_model_name_defaults_to_directory_name() -> None:
 
 def test_engine_registry() -> None:
     assert server_class("vllm") is VLLMServer
-    with pytest.raises(ValueError, match=r"no serving engine registered as 'nope'; known: \['vllm'"):
+    with pytest.raises(
+        ValueError, match=r"no serving engine registered as 'nope'; known: \['vllm'"
+    ):
         server_class("nope")
     assert isinstance(create_server(spec(), start_timeout_s=5), VLLMServer)
     with pytest.raises(ValueError, match="serves engine 'vllm'"):
@@ -83,8 +87,15 @@ def test_argv_is_a_list_bound_to_loopback_with_cpu_defaults() -> None:
     assert pairs["--served-model-name"] == "tiny"
     tail = argv[11:]
     assert tail == [
-        "--kv-cache-memory-bytes", "67108864", "--enforce-eager", "--max-model-len", "512",
-        "--seed", "0", "--dtype", "float32",
+        "--kv-cache-memory-bytes",
+        "67108864",
+        "--enforce-eager",
+        "--max-model-len",
+        "512",
+        "--seed",
+        "0",
+        "--dtype",
+        "float32",
     ]
 
 
@@ -111,7 +122,9 @@ def test_spec_args_override_defaults(args: tuple[str, ...], absent: list[str]) -
         assert value not in argv
 
 
-@pytest.mark.parametrize("flag", ["--host", "--port", "--model", "--served-model-name", "--host=0.0.0.0"])
+@pytest.mark.parametrize(
+    "flag", ["--host", "--port", "--model", "--served-model-name", "--host=0.0.0.0"]
+)
 def test_spec_may_not_set_host_port_or_model(flag: str) -> None:
     args = (flag,) if "=" in flag else (flag, "x")
     with pytest.raises(ValueError, match="must not set"):
@@ -132,6 +145,8 @@ def test_env_is_explicit_and_spec_env_wins(tmp_path: Path) -> None:
 
 def test_vllm_server_from_a_model_path() -> None:
     server = VLLMServer("/models/tiny", args=("--max-num-seqs", "4"), env={"A": "b"})
-    assert server.spec == ServerSpec("vllm", "/models/tiny", args=("--max-num-seqs", "4"), env={"A": "b"})
+    assert server.spec == ServerSpec(
+        "vllm", "/models/tiny", args=("--max-num-seqs", "4"), env={"A": "b"}
+    )
     with pytest.raises(TypeError, match="in the ServerSpec"):
         VLLMServer(spec(), args=("--x",))

@@ -76,20 +76,45 @@ def test_argv_is_normalised(model: Path, tmp_path: Path) -> None:
     draft = tmp_path / "draft"
     draft.mkdir()
     (draft / "model.safetensors").write_bytes(b"draft")
-    spec_config = json.dumps({"method": "draft_model", "model": str(draft), "num_speculative_tokens": 3})
+    spec_config = json.dumps(
+        {"method": "draft_model", "model": str(draft), "num_speculative_tokens": 3}
+    )
     ident = identity(model, "--speculative-config", spec_config)
     argv = list(ident.server_argv)
     assert argv[:3] == ["python", "-m", "vllm.entrypoints.openai.api_server"]
     assert "--host" not in argv and "--port" not in argv and "127.0.0.1" not in argv
     assert argv[argv.index("--model") + 1] == "<model>"
     config = json.loads(argv[argv.index("--speculative-config") + 1])
-    assert config == {"method": "draft_model", "model": f"sha256:{model_sha256(draft)}", "num_speculative_tokens": 3}
+    assert config == {
+        "method": "draft_model",
+        "model": f"sha256:{model_sha256(draft)}",
+        "num_speculative_tokens": 3,
+    }
     assert str(tmp_path) not in json.dumps(ident.to_dict())
 
 
 def test_normalise_argv_handles_equals_form() -> None:
-    argv = ["/usr/bin/python3.11", "-m", "x", "--host=0.0.0.0", "--port", "80", "--model", "/m", "--seed", "1"]
-    assert normalise_argv(argv, model="/m") == ["python", "-m", "x", "--model", "<model>", "--seed", "1"]
+    argv = [
+        "/usr/bin/python3.11",
+        "-m",
+        "x",
+        "--host=0.0.0.0",
+        "--port",
+        "80",
+        "--model",
+        "/m",
+        "--seed",
+        "1",
+    ]
+    assert normalise_argv(argv, model="/m") == [
+        "python",
+        "-m",
+        "x",
+        "--model",
+        "<model>",
+        "--seed",
+        "1",
+    ]
 
 
 def test_env_allow_list_never_keeps_secrets(model: Path) -> None:
@@ -119,9 +144,15 @@ def test_env_allow_list_never_keeps_secrets(model: Path) -> None:
 @pytest.mark.parametrize(
     ("key", "secret"),
     [
-        ("VLLM_API_KEY", True), ("OPENAI_APIKEY", True), ("HF_TOKEN", True), ("GH_ACCESSTOKEN", True),
-        ("DB_PASSWORD", True), ("AWS_SECRET_ACCESS_KEY", True), ("VLLM_TOKENIZER_POOL_SIZE", False),
-        ("VLLM_KV_CACHE_LAYOUT", False), ("OMP_NUM_THREADS", False),
+        ("VLLM_API_KEY", True),
+        ("OPENAI_APIKEY", True),
+        ("HF_TOKEN", True),
+        ("GH_ACCESSTOKEN", True),
+        ("DB_PASSWORD", True),
+        ("AWS_SECRET_ACCESS_KEY", True),
+        ("VLLM_TOKENIZER_POOL_SIZE", False),
+        ("VLLM_KV_CACHE_LAYOUT", False),
+        ("OMP_NUM_THREADS", False),
     ],
 )
 def test_looks_secret(key: str, secret: bool) -> None:
@@ -132,7 +163,10 @@ def test_looks_secret(key: str, secret: bool) -> None:
 def test_extra_is_merged_as_strings_and_refuses_secrets(model: Path) -> None:
     ident = identity(model, extra={"attention_backend": "TORCH_SDPA", "batch_invariant": True})
     assert dict(ident.extra) == {"attention_backend": "TORCH_SDPA", "batch_invariant": "true"}
-    assert ident.to_dict()["extra"] == {"attention_backend": "TORCH_SDPA", "batch_invariant": "true"}
+    assert ident.to_dict()["extra"] == {
+        "attention_backend": "TORCH_SDPA",
+        "batch_invariant": "true",
+    }
     with pytest.raises(ValueError, match="'judge_api_key' looks like a secret"):
         identity(model, extra={"judge_api_key": "x"})
 
