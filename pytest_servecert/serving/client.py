@@ -40,7 +40,7 @@ from collections.abc import (
     Mapping,
     Sequence,
 )
-from dataclasses import dataclass, field
+from dataclasses import KW_ONLY, dataclass, field
 from typing import Any, Self
 from urllib.parse import urlsplit
 
@@ -143,6 +143,7 @@ class Sampler:
 
     base_url: str
     model: str
+    _: KW_ONLY
     concurrency: int = 8
     timeout: float = 120.0
     max_retries: int = 3
