@@ -28,6 +28,7 @@ import re
 import shlex
 import shutil
 import signal
+import sys
 import socket
 import subprocess
 import tempfile
@@ -708,6 +709,7 @@ class ProcessServer(Server):
                 env=self.env,
                 cwd=self.workdir,
                 start_new_session=True,  # own process group: teardown reaches engine workers
+                preexec_fn=_die_with_parent,
             )
         except OSError as exc:
             log_handle.close()
@@ -789,6 +791,19 @@ class ProcessServer(Server):
         _wait_group_gone(pgid, timeout=5.0)
         if not launch.log_handle.closed:
             launch.log_handle.close()
+
+
+def _die_with_parent() -> None:
+    """In the child: get SIGTERM when the spawning thread dies (its process killed, even by SIGKILL).
+
+    The server has its own session, so a killed pytest would otherwise leave it running
+    (and holding gigabytes) forever. Linux only; elsewhere the atexit teardown remains.
+    """
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
 
 
 def _killpg(pgid: int, sig: signal.Signals) -> None:
