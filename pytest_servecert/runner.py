@@ -324,14 +324,18 @@ class _Runner:
                     died = ""
                     with self.timer.phase("sampling"):
                         batch: list = []
+                        flushed = time.monotonic()
                         try:
                             for result in sampler.iter_sample(
                                 requests, concurrency=ctx.batch_size, health_check=server.check_alive
                             ):
                                 batch.append((by_fp[result.key], result))
-                                if len(batch) >= 64:
+                                # one transaction per 64 answers or per second, whichever first:
+                                # a kill loses at most that much, and it is simply re-requested
+                                if len(batch) >= 64 or time.monotonic() - flushed >= 1.0:
                                     store.put_responses(batch, run_id=run_id)
                                     batch.clear()
+                                    flushed = time.monotonic()
                         except ServerDiedError as exc:
                             died = f"server died: {exc}".splitlines()[0]
                             self.progress(f"servecert: {group.spec.label}: {died}")
