@@ -73,6 +73,7 @@ class RunCounts:
     requests_sent: int
     responses_reused: int
     request_errors: int
+    requests_rejected: int
     boots: int
     failed_boots: int
     naive_boots: int
@@ -270,7 +271,7 @@ class _Runner:
 
         records: list[ServerRecord] = []
         not_run: dict[tuple[str, str], str] = {}  # (arm, context label) -> reason
-        self.sent = self.reused = self.errors = 0
+        self.sent = self.reused = self.errors = self.rejected = 0
         engine = self.config.engine
         with ServerPool(start_timeout_s=engine.start_timeout_s, max_live=engine.max_live_servers) as pool:
             for group in groups:
@@ -344,6 +345,18 @@ class _Runner:
                     sent += len(requests)
                     still = store.missing(todo)
                     self.errors += len(still)
+                    rejected = [k for k in still if _rejected(store.get_response(k.fingerprint))]
+                    if rejected and not died:
+                        # The server refused these prompts (e.g. longer than --max-model-len):
+                        # a property of the prompt, not an outage. They cannot pair, so they
+                        # drop out of the cells; everything else in the context still counts.
+                        self.rejected += len(rejected)
+                        first = store.get_response(rejected[0].fingerprint)
+                        self.progress(
+                            f"servecert: {group.arm.name} {ctx.label}: {len(rejected)} prompts rejected "
+                            f"by the server ({(first.error or '')[:120]})"
+                        )
+                        still = [k for k in still if k not in rejected]
                     if still:
                         first = store.get_response(still[0].fingerprint)
                         why = died or (first.error if first else None) or "no answer"
@@ -553,12 +566,18 @@ class _Runner:
             judges=tuple(s.to_dict() for s in specs),
             counts=RunCounts(
                 requests_planned=planned, requests_sent=self.sent, responses_reused=self.reused,
-                request_errors=self.errors, boots=self.boots, failed_boots=self.failed_boots,
+                request_errors=self.errors, requests_rejected=self.rejected, boots=self.boots, failed_boots=self.failed_boots,
                 naive_boots=naive_server_count(config), labels_written=labels_written,
             ),
             timings=dict(self.timer.seconds),
             run_id=run_id,
         )
+
+
+def _rejected(response: Any) -> bool:
+    """An HTTP 4xx answer other than 429: the server will refuse this request every time."""
+    error = getattr(response, "error", None) or ""
+    return error.startswith("HTTP 4") and not error.startswith("HTTP 429")
 
 
 def _treatment(config: ServecertConfig, candidate: str) -> str:

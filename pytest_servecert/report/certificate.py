@@ -117,6 +117,7 @@ def certificate_dict(run: Any) -> dict[str, Any]:
             "requests_sent": counts.requests_sent,
             "responses_reused": counts.responses_reused,
             "request_errors": counts.request_errors,
+            "requests_rejected": counts.requests_rejected,
             "boots": counts.boots,
             "failed_boots": counts.failed_boots,
             "naive_boots": counts.naive_boots,
