@@ -164,6 +164,9 @@ def build_model(
         fcntl.flock(lock, fcntl.LOCK_EX)
         if _complete(out_dir) and not force:
             return out_dir
+        # Leftovers of builders that were SIGKILLed: only a lock holder creates them.
+        for stale in out_dir.parent.glob(f".{out_dir.name}.*.tmp"):
+            shutil.rmtree(stale, ignore_errors=True)
         tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", suffix=".tmp", dir=out_dir.parent))
         try:
             tiny_train.train_model(recipe, tmp, recipe_dir=recipe_dir, progress=progress, log=log)

@@ -236,6 +236,15 @@ def test_killed_build_leaves_no_half_model(tmp_path: Path, monkeypatch: pytest.M
     assert [p.name for p in tmp_path.iterdir()] == ["m.lock"]
 
 
+def test_leftovers_of_a_sigkilled_build_are_removed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    stale = tmp_path / ".m.abc123.tmp"
+    stale.mkdir()
+    (stale / "model.safetensors").write_bytes(b"partial")
+    monkeypatch.setattr(tiny_train, "train_model", _fake_train([]))
+    tiny.build_model(SMALL, tmp_path / "m")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m", "m.lock"]
+
+
 def _fake_train(calls: list[str], delay: float = 0.0):  # type: ignore[no-untyped-def]
     def train(recipe, out_dir, **kwargs):  # type: ignore[no-untyped-def]
         calls.append(recipe.kind)
