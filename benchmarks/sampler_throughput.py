@@ -173,6 +173,14 @@ def run_vllm_bench(
     }
 
 
+def _row(concurrency: int, client: str, m: dict[str, float], ratio: float | None = None) -> None:
+    tail = f" {ratio:>6.3f}" if ratio is not None else ""
+    line = (
+        f"{concurrency:>4} {client:<12} {m['requests_per_s']:>8.2f} {m['tokens_per_s']:>8.1f}{tail}"
+    )
+    print(line, flush=True)
+
+
 def median_of(runs: list[dict[str, float]]) -> dict[str, float]:
     return {k: statistics.median(r[k] for r in runs) for k in runs[0]}
 
@@ -217,11 +225,12 @@ def main(argv: list[str] | None = None) -> int:
             f"server ready in {server.start_seconds:.1f} s, RSS {server.start_rss_bytes / 2**30:.2f} GiB"
         )
         run_sampler(server, texts[:16], 8, args.max_tokens)  # warm-up
-        print(f"{'conc':>4} {'client':<12} {'req/s':>8} {'tok/s':>8} {'ratio':>6}")
+        print(f"{'conc':>4} {'client':<12} {'req/s':>8} {'tok/s':>8} {'ratio':>6}", flush=True)
         for concurrency in args.concurrency:
             ours_runs, bench_runs = [], []
             for _ in range(args.repeats):
                 ours_runs.append(run_sampler(server, texts, concurrency, args.max_tokens))
+                _row(concurrency, "sampler", ours_runs[-1])
                 if args.compare_vllm_bench:
                     bench_runs.append(
                         run_vllm_bench(
@@ -233,24 +242,19 @@ def main(argv: list[str] | None = None) -> int:
                             stream=not args.bench_no_stream,
                         )
                     )
-            ours = median_of(ours_runs)
-            row: dict[str, Any] = {
-                "concurrency": concurrency,
-                "sampler": ours,
-                "sampler_runs": ours_runs,
-            }
-            print(
-                f"{concurrency:>4} {'sampler':<12} {ours['requests_per_s']:>8.2f} {ours['tokens_per_s']:>8.1f}"
-            )
+                    ratio = ours_runs[-1]["requests_per_s"] / bench_runs[-1]["requests_per_s"]
+                    _row(concurrency, "vllm-bench", bench_runs[-1], ratio)
+            row: dict[str, Any] = {"concurrency": concurrency, "sampler": median_of(ours_runs)}
+            row["sampler_runs"] = ours_runs
             if bench_runs:
                 bench = median_of(bench_runs)
-                ratio = ours["requests_per_s"] / bench["requests_per_s"]
+                ratio = row["sampler"]["requests_per_s"] / bench["requests_per_s"]
                 row |= {"vllm_bench": bench, "vllm_bench_runs": bench_runs, "ratio_requests": ratio}
-                print(
-                    f"{concurrency:>4} {'vllm-bench':<12} {bench['requests_per_s']:>8.2f} "
-                    f"{bench['tokens_per_s']:>8.1f} {ratio:>6.3f}"
-                )
+                if args.repeats > 1:
+                    _row(concurrency, "median", row["sampler"], ratio)
             report["runs"].append(row)
+            if args.json:  # after every concurrency: a long run interrupted keeps what it measured
+                args.json.write_text(json.dumps(report, indent=2, sort_keys=True) + "\n")
     if args.json:
         args.json.write_text(json.dumps(report, indent=2, sort_keys=True) + "\n")
     return 0
