@@ -68,7 +68,7 @@ def serve(
     extra_args: Sequence[str] = (),
     *,
     max_model_len: int = 2048,
-    startup_timeout: float = 240.0,
+    startup_timeout: float = 600.0,
     python: str = sys.executable,
 ) -> Iterator[TinyServer]:
     """Run ``vllm.entrypoints.openai.api_server`` on ``model_dir`` for the ``with`` block.
