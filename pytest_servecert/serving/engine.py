@@ -28,9 +28,9 @@ import re
 import shlex
 import shutil
 import signal
-import sys
 import socket
 import subprocess
+import sys
 import tempfile
 import threading
 import time
