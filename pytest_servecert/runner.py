@@ -427,7 +427,8 @@ class _Runner:
             ).encode()
         ).hexdigest()
         member_labels = {s.name: store.labels_for(s.fingerprint, planned) for s in specs}
-        pending = [fp for fp in planned if fp not in store.labels_for(cohort_fp, planned)]
+        voted = store.labels_for(cohort_fp, planned)  # once: not once per answer
+        pending = [fp for fp in planned if fp not in voted]
         votes = []
         for fp in pending:
             labels = {name: got[fp] for name, got in member_labels.items() if fp in got}
