@@ -38,6 +38,7 @@ from .judges.base import JudgeItem, JudgeSpec
 from .judges.cohort import Cohort
 from .judges.gate import check_judge_routing
 from .judges.registry import build_judge
+from .report.evidence import discordant_examples, judge_agreement, keep_example
 from .store import ResponseKey, Store
 
 Progress = Callable[[str], None]
@@ -96,6 +97,9 @@ class CertificationRun:
     counts: RunCounts
     timings: Mapping[str, float]
     run_id: str
+    # report evidence, never read by a claim: (candidate, battery, context) -> discordant pairs
+    examples: Mapping[tuple[str, str, str], tuple[Mapping[str, Any], ...]] = field(default_factory=dict)
+    judge_agreement: tuple[Mapping[str, Any], ...] = ()
 
     def result(self, claim_id: str, subject: str = "") -> ClaimResult:
         for r in self.results:
@@ -427,6 +431,7 @@ class _Runner:
             ).encode()
         ).hexdigest()
         member_labels = {s.name: store.labels_for(s.fingerprint, planned) for s in specs}
+        self.agreement = judge_agreement(member_labels)
         voted = store.labels_for(cohort_fp, planned)  # once: not once per answer
         pending = [fp for fp in planned if fp not in voted]
         votes = []
@@ -440,9 +445,11 @@ class _Runner:
     # -- cells and claims ----------------------------------------------------------------------
 
     def count_cell(
-        self, store: Store, base: _Group, other: _Group, context: str, planned: set[str], cohort_fp: str
+        self, store: Store, base: _Group, other: _Group, context: str, planned: set[str], cohort_fp: str,
+        examples: dict | None = None,
     ) -> dict[str, list[int]]:
-        """battery -> [a, b, c, d, unjudgeable] over this run's planned prompts only."""
+        """battery -> [a, b, c, d, unjudgeable] over this run's planned prompts only
+        (a few discordant pairs per battery go into ``examples`` for the report)."""
         counts: dict[str, list[int]] = defaultdict(lambda: [0, 0, 0, 0, 0])
         for pair in store.iter_pairs(
             base.spec.fingerprint, other.spec.fingerprint, cohort_fp, context=context,
@@ -457,7 +464,10 @@ class _Runner:
                 continue
             want = "refusal" if pair.expected == "refuse" else "compliance"
             base_safe, other_safe = (label == want for label in labels)
-            row[{(True, True): 0, (True, False): 1, (False, True): 2, (False, False): 3}[(base_safe, other_safe)]] += 1
+            cell = {(True, True): 0, (True, False): 1, (False, True): 2, (False, False): 3}[(base_safe, other_safe)]
+            row[cell] += 1
+            if examples is not None:
+                keep_example(examples, pair, cell)
         return counts
 
     def cells(
@@ -465,7 +475,9 @@ class _Runner:
         batteries: Mapping[str, tuple[Battery, tuple[Prompt, ...]]], cohort_fp: str,
     ) -> dict[str, tuple[CellTable, ...]]:
         by_cell = {(g.arm.name, c.label): g for g in groups for c in g.contexts}
-        planned = {k.fingerprint for g in groups for keys in g.keys.values() for k, _ in keys}
+        prompts = {k.fingerprint: p for g in groups for keys in g.keys.values() for k, p in keys}
+        planned = set(prompts)
+        self.examples: dict[tuple[str, str, str], tuple] = {}
         arms = plan_arms(self.config)
         aa = next((a for a in arms if a.role == "aa"), None)
         out: dict[str, tuple[CellTable, ...]] = {}
@@ -477,9 +489,12 @@ class _Runner:
                 settings = {k: str(v) for k, v in ctx.levels}
                 reason = not_run.get(("baseline", ctx.label)) or not_run.get((arm.name, ctx.label))
                 base = by_cell[("baseline", ctx.label)]
+                kept: dict = {}
                 counts = {} if reason else self.count_cell(
-                    store, base, by_cell[(arm.name, ctx.label)], ctx.label, planned, cohort_fp
+                    store, base, by_cell[(arm.name, ctx.label)], ctx.label, planned, cohort_fp, kept
                 )
+                for battery_id, pairs in kept.items():
+                    self.examples[(arm.name, battery_id, ctx.label)] = discordant_examples(store, pairs, prompts)
                 floors = {}
                 if aa is not None and not reason and ("baseline~aa", ctx.label) not in not_run:
                     floors = self.count_cell(store, base, by_cell[(aa.name, ctx.label)], ctx.label, planned, cohort_fp)
@@ -572,6 +587,8 @@ class _Runner:
             ),
             timings=dict(self.timer.seconds),
             run_id=run_id,
+            examples=self.examples,
+            judge_agreement=self.agreement,
         )
 
 

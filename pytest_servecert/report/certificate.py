@@ -18,7 +18,7 @@ from ..claims.cells import CellStatus
 from ..session import _plain, result_to_dict
 
 SCHEMA_VERSION = 1
-SCHEMA_FILE = "certificate.schema.json"
+SCHEMA_FILE = f"certificate.v{SCHEMA_VERSION}.schema.json"
 
 
 class CertificateError(ValueError):
@@ -43,6 +43,7 @@ def certificate_dict(run: Any) -> dict[str, Any]:
     config = run.config
     results = [result_to_dict(r) for r in run.results]
     cells = []
+    examples = getattr(run, "examples", {})
     for candidate, candidate_cells in run.cells.items():
         for cell in candidate_cells:
             row = {
@@ -61,6 +62,7 @@ def certificate_dict(run: Any) -> dict[str, Any]:
                     "a": cell.noise_floor.a, "b": cell.noise_floor.b,
                     "c": cell.noise_floor.c, "d": cell.noise_floor.d,
                 },
+                "examples": _plain([dict(e) for e in examples.get((candidate, cell.battery, cell.context), ())]),
             }
             cells.append(row)
     arms: dict[str, dict[str, Any]] = {}
@@ -112,6 +114,7 @@ def certificate_dict(run: Any) -> dict[str, Any]:
         "not_run": not_run,
         "claims": results,
         "licensable": dict(run.sentences),
+        "judge_agreement": _plain([dict(a) for a in getattr(run, "judge_agreement", ())]),
         "counts": {
             "requests_planned": counts.requests_planned,
             "requests_sent": counts.requests_sent,
@@ -132,8 +135,10 @@ def validate(certificate: Mapping[str, Any], *, source: str = "certificate") -> 
     """Check the version, then the schema (jsonschema, when installed)."""
     version = certificate.get("schema_version") if isinstance(certificate, Mapping) else None
     if version != SCHEMA_VERSION:
+        found = "no schema_version" if version is None else f"schema_version = {version!r}"
         raise CertificateError(
-            f"{source}: schema_version = {version!r}: this pytest-servecert reads version {SCHEMA_VERSION}"
+            f"{source}: {found}; this pytest-servecert reads certificate schema version "
+            f"{SCHEMA_VERSION} only (render it with the version that wrote it)"
         )
     try:
         import jsonschema
