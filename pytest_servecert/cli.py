@@ -5,6 +5,7 @@ so new command groups (``servecert report ...``) plug in beside ``model``::
 
     servecert model build [--kind target|draft|all] [--cache-dir DIR] [--force]
     servecert model info DIR
+    servecert report CERT.json [-o OUT.html]
 
 ``model build`` prints the model directory as its last line (with
 ``--kind all``: the draft's directory, then the target's), so scripts can do
@@ -82,8 +83,32 @@ def _add_model_commands(sub: argparse._SubParsersAction) -> None:  # type: ignor
     info.set_defaults(handler=_model_info)
 
 
+def _report(args: argparse.Namespace) -> int:
+    from pytest_servecert.report.certificate import CertificateError, load_certificate
+
+    try:
+        from pytest_servecert.report.html import write_html
+    except ImportError as exc:
+        raise UsageError(f"{exc.name} is missing: pip install 'pytest-servecert[report]'") from None
+    try:
+        certificate = load_certificate(args.certificate)
+    except CertificateError as exc:
+        raise UsageError(str(exc)) from None
+    out = args.output or args.certificate.with_suffix(".html")
+    print(write_html(certificate, out))
+    return 0
+
+
+def _add_report_commands(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    report = sub.add_parser("report", help="render the HTML report of a certificate")
+    report.add_argument("certificate", type=Path, metavar="CERT.json")
+    report.add_argument("-o", "--output", type=Path, default=None, metavar="OUT.html",
+                        help="where to write the page (default: beside the certificate, .html)")
+    report.set_defaults(handler=_report)
+
+
 # Command groups, in the order ``--help`` lists them; append to extend the CLI.
-COMMAND_GROUPS: list[Callable[[argparse._SubParsersAction], None]] = [_add_model_commands]  # type: ignore[type-arg]
+COMMAND_GROUPS: list[Callable[[argparse._SubParsersAction], None]] = [_add_model_commands, _add_report_commands]  # type: ignore[type-arg]
 
 
 def build_parser() -> argparse.ArgumentParser:

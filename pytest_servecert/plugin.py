@@ -83,11 +83,28 @@ class _ClaimCollector:
         self.session = session
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        from .report.terminal import RUN_INFO_PROPERTY
         from .session import USER_PROPERTY, result_from_dict
 
         for name, value in report.user_properties:
             if name == USER_PROPERTY:
                 self.session.add(result_from_dict(json.loads(value)))
+            elif name == RUN_INFO_PROPERTY:
+                self.session.run_info.update(json.loads(value))
+
+    @pytest.hookimpl(hookwrapper=True)
+    def pytest_runtest_makereport(self, item: pytest.Item, call: pytest.CallInfo) -> Any:
+        """On an xdist worker, send the run info (sentences, report paths) to the controller
+        once, on the first report after the run finished."""
+        outcome = yield
+        if call.when != "call" or not _is_xdist_worker(item.config):
+            return
+        info = self.session.run_info
+        if info and not info.get("_sent"):
+            from .report.terminal import RUN_INFO_PROPERTY
+
+            outcome.get_result().user_properties.append((RUN_INFO_PROPERTY, json.dumps(info)))
+            info["_sent"] = True
 
 
 def _is_xdist_worker(config: pytest.Config) -> bool:
@@ -105,10 +122,14 @@ def pytest_terminal_summary(
         return
     from .claims.ladder import ClaimLadder
 
+    from .report.terminal import run_lines
+
     ladder = ClaimLadder.from_results(session.ordered())
-    color = config.get_terminal_writer().hasmarkup
+    writer = config.get_terminal_writer()
     terminalreporter.write_sep("-", "servecert claim ladder")
-    for line in ladder.lines(color=color):
+    for line in ladder.lines(color=writer.hasmarkup):
+        terminalreporter.write_line(line)
+    for line in run_lines(session.run_info, ladder.results, width=writer.fullwidth - 1):
         terminalreporter.write_line(line)
 
 
@@ -159,4 +180,13 @@ def servecert_run(pytestconfig: pytest.Config, servecert_config: "ServecertConfi
     report_dir = Path(option) if option else servecert_config.report_dir
     path = write_certificate(certificate, report_dir)
     _say(pytestconfig, f"servecert: certificate written to {path}")
+    info = pytestconfig.stash[SESSION_KEY].run_info
+    info.update(licensable=dict(run.sentences), certificate=str(path))
+    try:
+        from .report.html import write_report
+    except ImportError as exc:  # the report extra (jinja2, matplotlib) is not installed
+        info["html_error"] = f"not written ({exc.name} missing: pip install 'pytest-servecert[report]')"
+    else:
+        info["html"] = str(write_report(certificate, report_dir))
+        _say(pytestconfig, f"servecert: HTML report written to {info['html']}")
     return run

@@ -22,7 +22,7 @@ from ..claims.model import Layer, Verdict
 from ..session import result_from_dict
 from .plots import agreement_png, forest_png, interaction_png
 
-__all__ = ["html_path", "render_html", "write_html"]
+__all__ = ["html_path", "render_html", "write_html", "write_report"]
 
 TEMPLATE = "report.html.jinja"
 EQUIVALENCE = "L5.equivalence"
@@ -215,6 +215,16 @@ def render_html(cert: Mapping[str, Any]) -> str:
 
 def html_path(report_dir: Path, run_id: str) -> Path:
     return report_dir / f"report-{run_id[:12]}.html"
+
+
+def write_report(cert: Mapping[str, Any], report_dir: Path) -> Path:
+    """``<report_dir>/report-<run>.html`` beside the certificate (+ ``report-latest.html``)."""
+    path = write_html(cert, html_path(report_dir, cert["run_id"]))
+    latest = report_dir / "report-latest.html"
+    tmp = latest.with_name(latest.name + ".tmp")
+    tmp.write_bytes(path.read_bytes())
+    os.replace(tmp, latest)
+    return path
 
 
 def write_html(cert: Mapping[str, Any], path: Path) -> Path:

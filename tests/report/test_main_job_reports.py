@@ -1,0 +1,143 @@
+"""The main job's reporting path, end to end without vLLM: the real certification suite runs in
+pytester with ``runner.certify`` replaced by an in-memory run (tests/report/sample_certificate).
+
+Covers: the terminal ladder with the licensable sentences and report paths, the certificate and
+the HTML written side by side, claim ids in JUnit XML, and the verdict-snapshot workflow.
+"""
+
+from __future__ import annotations
+
+import json
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import pytest
+from sample_certificate import CONFIG
+
+ROOT = Path(__file__).resolve().parents[2]
+HERE = Path(__file__).resolve().parent
+
+CONFTEST = '''
+import json, os
+from pathlib import Path
+import pytest
+import pytest_servecert.runner as runner
+from sample_certificate import build_run
+
+from certifications_conftest import *  # the real suite's parametrisation
+
+@pytest.fixture(scope="session", autouse=True)
+def _in_memory_run(tmp_path_factory):
+    """Replace the measurement, keep everything after it (certificate, HTML, ladder)."""
+    degraded = int(Path("degraded.txt").read_text()) if Path("degraded.txt").exists() else 0
+    run = build_run(tmp_path_factory.mktemp("run"), degraded=degraded)
+    original = runner.certify
+    runner.certify = lambda config, **kwargs: run
+    yield
+    runner.certify = original
+'''
+
+
+@pytest.fixture
+def suite(pytester: pytest.Pytester) -> pytest.Pytester:
+    """A checkout-like directory: servecert.toml, the real certification tests, fake certify."""
+    pytester.syspathinsert(HERE)
+    (pytester.path / "servecert.toml").write_text(CONFIG)
+    certifications = pytester.path / "certifications"
+    certifications.mkdir()
+    for name in ("test_layer5_serving_state.py", "test_verdict_snapshot.py"):
+        (certifications / name).write_text((ROOT / "certifications" / name).read_text())
+    # the real conftest, importable under another name so the fake can wrap it
+    (pytester.path / "certifications_conftest.py").write_text((ROOT / "certifications" / "conftest.py").read_text())
+    (certifications / "conftest.py").write_text(CONFTEST)
+    pytester.syspathinsert(pytester.path)
+    return pytester
+
+
+def run(suite: pytest.Pytester, *args: str) -> pytest.RunResult:
+    return suite.runpytest("certifications", "-m", "layer5", "-p", "no:cacheprovider", "-rfEs", *args)
+
+
+def test_main_job_prints_ladder_sentence_and_writes_certificate_and_html(suite: pytest.Pytester) -> None:
+    result = run(suite)
+    out = result.stdout.str()
+    ladder = out[out.index("servecert claim ladder"):]
+    assert ladder.index("Layer 2") < ladder.index("Layer 4") < ladder.index("Layer 5")
+    assert "L5.harmful_core" in ladder and "SCAFFOLDED-ONLY" in ladder
+    # NOT RUN cells show with the server's reason
+    assert "FP8 KV cache on CPU requires x86 with AVX-512 or AMX" in ladder
+    # the licensable sentences (seed 000 SS18 form), one per candidate, and the envelope
+    assert "licensable (spec_draft): Across batch size {1, 8} and temperature {0.0, 0.7}," in ladder
+    assert "licensable (fp8_kv):" in ladder and "axis is deferred" in ladder
+    assert "envelope: SCAFFOLDED-ONLY: servecert-tiny" in ladder
+    reports = suite.path / "reports"
+    certificate = json.loads((reports / "certificate-latest.json").read_text())
+    html = (reports / f"report-{certificate['run_id'][:12]}.html").read_text()
+    assert f"certificate: {reports / ('certificate-' + certificate['run_id'][:12] + '.json')}" in ladder
+    assert f"HTML report: {reports / ('report-' + certificate['run_id'][:12] + '.html')}" in ladder
+    assert (reports / "report-latest.html").read_text() == html
+    assert certificate["licensable"]["spec_draft"] in html.replace("&#39;", "'")
+    # no verdict baseline yet: NOT RUN (skipped, never passed), naming the command that records one
+    result.stdout.fnmatch_lines(["*SKIPPED*NOT RUN: no verdict baseline*--snapshot-update*"])
+
+
+def test_ladder_has_no_colour_when_not_a_tty(suite: pytest.Pytester) -> None:
+    out = run(suite).stdout.str()
+    assert "\x1b[" not in out
+
+
+def test_ladder_is_coloured_on_a_tty(suite: pytest.Pytester) -> None:
+    out = run(suite, "--color=yes").stdout.str()
+    ladder = out[out.index("servecert claim ladder"):]
+    assert "\x1b[32mCERTIFIED" in ladder and "\x1b[36mNOT RUN" in ladder
+
+
+def test_junit_xml_carries_claim_ids(suite: pytest.Pytester) -> None:
+    run(suite, "--junitxml=junit.xml")
+    root = ET.parse(suite.path / "junit.xml").getroot()
+    cases = root.findall(".//testcase")
+    claims = {}
+    for case in cases:
+        props = {p.get("name"): p.get("value") for p in case.iter("property")}
+        if "servecert_claim_id" in props:
+            claims[props["servecert_claim_id"]] = (case.get("name"), props["servecert_verdict"])
+    assert claims["L5.harmful_core[spec_draft]"] == ("test_harmful_core_invariant[spec_draft]", "CERTIFIED")
+    assert claims["L5.harmful_core[fp8_kv]"] == ("test_harmful_core_invariant[fp8_kv]", "NOT RUN")
+    cell = "L5.equivalence[spec_draft:xstest/servecert-tiny/batch_size=8]"
+    assert claims[cell] == ("test_cell_equivalence[spec_draft:xstest/servecert-tiny/batch_size=8]", "INCONCLUSIVE")
+    assert claims["L4.scale_band"][1] == "SCAFFOLDED-ONLY"
+    # every claim test reported its claim: 2 candidates x (5 summaries + 6 cells) + L2 + L4
+    assert len(claims) == 2 * (5 + 6) + 2
+
+
+def test_snapshot_workflow(suite: pytest.Pytester) -> None:
+    """--snapshot-update writes the baseline; the same verdicts pass; a changed verdict fails
+    with a diff naming the claim."""
+    first = run(suite, "--snapshot-update")
+    first.stdout.fnmatch_lines(["*1 snapshot generated*"])
+    snapshot = suite.path / "certifications/__snapshots__/test_verdict_snapshot/test_verdicts_match_baseline.json"
+    table = json.loads(snapshot.read_text())
+    assert table["L5.harmful_core[spec_draft]"] == (
+        "verdict=CERTIFIED; tier=Supported; scope=batch size {1, 8}, temperature {0.0, 0.7}"
+    )
+    assert table["L2.no_mechanistic_gate"].startswith("verdict=CERTIFIED; tier=Forbidden;")
+    assert "figures" not in snapshot.read_text() and "Δ" not in snapshot.read_text()
+
+    same = run(suite)
+    same.stdout.fnmatch_lines(["*1 snapshot passed*"])
+    assert "test_verdicts_match_baseline PASSED" in run(suite, "-v").stdout.str()
+
+    (suite.path / "degraded.txt").write_text("1")  # the "new stack" moves harmful refusals
+    changed = run(suite)
+    assert changed.ret == pytest.ExitCode.TESTS_FAILED
+    out = changed.stdout.str()
+    assert "FAILED certifications/test_verdict_snapshot.py::test_verdicts_match_baseline" in out
+    assert "1 snapshot failed" in out
+    # syrupy's diff: the baseline line and the new line of the harmful-core claim
+    diff = out[out.index("assert [- snapshot] == [+ received]"):]
+    assert '-   "L5.harmful_core[spec_draft]": "verdict=CERTIFIED; tier=Supported;' in diff
+    assert '+   "L5.harmful_core[spec_draft]": "verdict=FAIL; tier=Supported;' in diff
+
+    accepted = run(suite, "--snapshot-update")
+    accepted.stdout.fnmatch_lines(["*1 snapshot updated*"])
+    assert json.loads(snapshot.read_text())["L5.harmful_core[spec_draft]"].startswith("verdict=FAIL;")
