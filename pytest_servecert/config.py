@@ -23,6 +23,21 @@ AXES = SERVER_AXES + CLIENT_AXES
 
 DEFAULT_BATTERIES = ("harmbench", "jbb_harmful", "jbb_benign", "strongreject", "xstest")
 
+#: The server axes each engine can express: ``None`` = any value (the engine checks it at
+#: start), a tuple = the accepted levels. An axis an engine cannot express is a config error,
+#: never silently ignored. Client axes (batch_size, temperature) apply to every engine.
+ENGINE_AXES: dict[str, dict[str, tuple[str, ...] | None]] = {
+    "vllm": {"kv_cache_dtype": None, "prefix_caching": None, "speculative": None},
+    "llamacpp": {"kv_cache_dtype": ("f16", "q8_0", "q4_0")},
+}
+#: Why an engine lacks an axis (the config error says it).
+ENGINE_AXIS_GAPS: dict[tuple[str, str], str] = {
+    ("llamacpp", "prefix_caching"): "llama-cpp-python always reuses the previous request's KV "
+    "prefix and has no switch for it",
+    ("llamacpp", "speculative"): "llama-cpp-python's server only drafts by prompt lookup; pass "
+    'args = ["--draft_model", "prompt-lookup-decoding"] in the arm instead',
+}
+
 
 class ConfigError(ValueError):
     """A user error in the certification config (printed as one line, no traceback)."""
@@ -244,6 +259,35 @@ def _check_axis_value(section: _Section, axis: str, value: Any) -> None:
         raise section.error(axis, value, expected)
 
 
+def _check_engine_axes(
+    path: Path, engine: str, arms: list[ArmConfig], axes: Mapping[str, tuple[Any, ...]]
+) -> None:
+    """Every server axis an arm fixes or the design varies must be expressible by the engine."""
+    can = ENGINE_AXES[engine]
+    places = [
+        (f"[arms.{arm.name}]", axis, value, (value,))
+        for arm in arms
+        for axis, value in arm.settings.items()
+    ]
+    places += [("[design.axes]", axis, list(levels), levels) for axis, levels in axes.items()]
+    for where, axis, shown, levels in places:
+        if axis not in SERVER_AXES:
+            continue
+        if axis not in can:
+            why = ENGINE_AXIS_GAPS.get((engine, axis), "it has no equivalent setting")
+            raise ConfigError(
+                f"{path}: {where} {axis} = {shown!r}: engine {engine!r} cannot express {axis} "
+                f"({why}); remove it or use an engine that can"
+            )
+        allowed = can[axis]
+        for level in levels:
+            if allowed is not None and level not in allowed:
+                raise ConfigError(
+                    f"{path}: {where} {axis} = {level!r}: expected one of "
+                    f"{', '.join(repr(a) for a in allowed)} for engine {engine!r}"
+                )
+
+
 def _arm(section: _Section, name: str) -> ArmConfig:
     settings: dict[str, Any] = {}
     for axis in AXES:
@@ -331,6 +375,7 @@ def parse_config(raw: Mapping[str, Any], path: Path) -> ServecertConfig:
                 "an arm may only fix axes the design does not vary"
             )
     design = DesignConfig(kind=kind, axes=axes)
+    _check_engine_axes(path, engine.name, arms, axes)
 
     s = top.sub("sampling")
     sampling = SamplingConfig(

@@ -110,8 +110,33 @@ def vllm_axis_args(settings: Mapping[str, Any], resolve_model: ModelResolver) ->
     return args
 
 
+def llamacpp_axis_args(settings: Mapping[str, Any], resolve_model: ModelResolver) -> list[str]:
+    """llama.cpp flags for the server axes in ``settings``: the KV-cache type as ggml type ids.
+
+    Flash attention (which a quantized V cache needs) is on by default for every arm of this
+    engine (serving/llamacpp.py), so arms differ only in the cache type. Axes llama.cpp
+    cannot express are refused here as in the config (``config.ENGINE_AXES``).
+    """
+    from .serving.llamacpp import KV_CACHE_TYPES
+
+    unsupported = sorted(set(settings) - {"kv_cache_dtype"})
+    if unsupported:
+        raise ValueError(f"engine 'llamacpp' cannot express the axis {unsupported[0]!r}")
+    args: list[str] = []
+    dtype = settings.get("kv_cache_dtype")
+    if dtype is not None:
+        if dtype not in KV_CACHE_TYPES:
+            raise ValueError(
+                f"engine 'llamacpp': kv_cache_dtype = {dtype!r}: expected one of {', '.join(KV_CACHE_TYPES)}"
+            )
+        type_id = str(KV_CACHE_TYPES[dtype])
+        args += ["--type_k", type_id, "--type_v", type_id]
+    return args
+
+
 ENGINE_AXIS_ARGS: dict[str, Callable[[Mapping[str, Any], ModelResolver], list[str]]] = {
     "vllm": vllm_axis_args,
+    "llamacpp": llamacpp_axis_args,
 }
 
 

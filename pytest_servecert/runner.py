@@ -123,8 +123,25 @@ def resolve_model(path: str) -> str:
     return path
 
 
+def resolve_served_model(path: str, engine: str) -> str:
+    """What ``engine`` serves for ``[model] path``: a model directory (vLLM), or for llama.cpp
+    a GGUF file (a directory or ``embedded:<kind>`` is converted offline, cached by hash)."""
+    if engine != "llamacpp":
+        return resolve_model(path)
+    from .serving.gguf import GGUFError, resolve_gguf
+
+    try:
+        return str(resolve_gguf(path))
+    except GGUFError as exc:
+        raise ConfigError(f"[model] path = {path!r}: {exc}") from None
+
+
 def parameter_count(model_dir: Path) -> int | None:
     """Parameters in a model directory's safetensors files (read from their headers only)."""
+    if model_dir.suffix == ".gguf":
+        from .serving.gguf import gguf_parameter_count
+
+        return gguf_parameter_count(model_dir)
     total = 0
     for path in sorted(model_dir.glob("*.safetensors")):
         with open(path, "rb") as handle:
@@ -543,7 +560,7 @@ class _Runner:
     def run(self) -> CertificationRun:
         config = self.config
         with self.timer.phase("model build"):
-            self.model_path = resolve_model(config.model.path)
+            self.model_path = resolve_served_model(config.model.path, config.engine.name)
             info = {"parameters": parameter_count(Path(self.model_path))}
         with self.timer.phase("batteries"):
             batteries = self.load_batteries()

@@ -2,6 +2,8 @@
 
 * :mod:`.engine`  ServerSpec, the Server interface, ProcessServer, errors, engine registry
 * :mod:`.vllm`    VLLMServer (``python -m vllm.entrypoints.openai.api_server``)
+* :mod:`.llamacpp` LlamaCppServer (``python -m llama_cpp.server``, one GGUF file)
+* :mod:`.gguf`    GGUF conversion of a model directory (llama.cpp's converter, offline, cached)
 * :mod:`.client`  Sampler, ChatRequest, SampleResult (OpenAI-compatible, httpx)
 * :mod:`.stack`   StackIdentity, collect_stack_identity
 * :mod:`.pool`    ServerPool (one process per distinct spec)
@@ -26,6 +28,7 @@ _LAZY = {
     "create_server": "engine",
     "reason_from_log": "engine",
     "VLLMServer": "vllm",
+    "LlamaCppServer": "llamacpp",
     "ChatRequest": "client",
     "SampleResult": "client",
     "Sampler": "client",
@@ -37,6 +40,7 @@ _LAZY = {
 
 __all__ = [
     "ChatRequest",
+    "LlamaCppServer",
     "ProcessServer",
     "SampleResult",
     "Sampler",

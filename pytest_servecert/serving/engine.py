@@ -63,7 +63,7 @@ __all__ = [
 LOOPBACK = "127.0.0.1"
 
 #: Engine name -> "module:Class" (relative to this package), imported on first use.
-ENGINES: dict[str, str] = {"vllm": ".vllm:VLLMServer"}
+ENGINES: dict[str, str] = {"vllm": ".vllm:VLLMServer", "llamacpp": ".llamacpp:LlamaCppServer"}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -451,6 +451,12 @@ class Server(ABC):
     def stack_identity(self, extra: Mapping[str, Any] | None = None) -> StackIdentity:
         """What this server runs on: versions, device, model hash, normalised argv and env."""
 
+    @classmethod
+    def engine_identity(cls, spec: ServerSpec) -> dict[str, str]:
+        """Engine facts the answers depend on beyond versions and argv (e.g. a native
+        library's build and CPU features); merged into the stack identity's ``extra``."""
+        return {}
+
     def check_alive(self) -> None:
         """Raise :class:`ServerDiedError` if the server is gone (the sampler's health check)."""
         if not self.alive():
@@ -592,6 +598,11 @@ class ProcessServer(Server):
         env.update(spec.env)
         return env
 
+    @classmethod
+    def log_reason(cls, lines: Sequence[str]) -> str:
+        """Why the server stopped, from its log tail (engines with their own log format extend it)."""
+        return reason_from_log(lines)
+
     # -- state ---------------------------------------------------------------------------------
 
     @property
@@ -636,7 +647,7 @@ class ProcessServer(Server):
         if code is not None and code < 0:
             # Killed from outside: the log's last error is older and would mislead.
             return f"killed by signal {_signal_name(code)}", code
-        return reason_from_log(read_log_tail(self.log_path)), code
+        return self.log_reason(read_log_tail(self.log_path)), code
 
     def rss_bytes(self) -> int | None:
         """Resident memory of the server's process group now (``None`` if unknown)."""
@@ -758,10 +769,10 @@ class ProcessServer(Server):
         assert launch is not None
         tail = read_log_tail(self.log_path)
         if returncode is None:
-            last = reason_from_log(tail) if tail else "no output in the server log"
+            last = self.log_reason(tail) if tail else "no output in the server log"
             reason = f"not ready within {self.start_timeout_s:g} s (last log line of note: {last})"
         else:
-            reason = reason_from_log(tail)
+            reason = self.log_reason(tail)
             if returncode < 0 and reason == "no output in the server log":
                 reason = f"killed by signal {_signal_name(returncode)}"
         return ServerStartError(

@@ -165,7 +165,7 @@ def collect_stack_identity(
         env=tuple(sorted(filter_env(env).items())),
         code_sha=code_sha,
         code_dirty=dirty,
-        extra=_canonical_extra(extra or {}),
+        extra=_canonical_extra({**cls.engine_identity(spec), **(extra or {})}),
     )
 
 

@@ -65,7 +65,7 @@ def test_served_model_name_defaults_to_directory_name() -> None:
 def test_engine_registry() -> None:
     assert server_class("vllm") is VLLMServer
     with pytest.raises(
-        ValueError, match=r"no serving engine registered as 'nope'; known: \['vllm'"
+        ValueError, match=r"no serving engine registered as 'nope'; known: \['llamacpp', 'vllm'\]"
     ):
         server_class("nope")
     assert isinstance(create_server(spec(), start_timeout_s=5), VLLMServer)
