@@ -3,12 +3,12 @@
 Subcommands are argparse subparsers registered by small ``_add_*`` functions,
 so new command groups (``servecert report ...``) plug in beside ``model``::
 
-    servecert model build [--kind target|draft|all] [--cache-dir DIR] [--force]
+    servecert model build [--kind target|draft|judge|all] [--cache-dir DIR] [--force]
     servecert model info DIR
     servecert report CERT.json [-o OUT.html]
 
 ``model build`` prints the model directory as its last line (with
-``--kind all``: the draft's directory, then the target's), so scripts can do
+``--kind all``: the judge's, the draft's, then the target's), so scripts can do
 ``MODEL=$(servecert model build | tail -n1)``. User errors print one line on
 stderr and exit 2; no traceback.
 """
@@ -42,16 +42,17 @@ def _build_one(kind: str, cache_dir: Path | None, force: bool) -> str:
 
 
 def _model_build(args: argparse.Namespace) -> int:
-    kinds = ["draft", "target"] if args.kind == "all" else [args.kind]
+    kinds = ["judge", "draft", "target"] if args.kind == "all" else [args.kind]
     if len(kinds) == 1:
         paths = [_build_one(kinds[0], args.cache_dir, args.force)]
     else:
-        # Each build trains single-threaded (bit-reproducibility), so two kinds
-        # build side by side on two cores.
+        # Each build trains single-threaded (bit-reproducibility), so kinds build side by
+        # side, one per core (the small judge and draft share one, then the target).
         ctx = multiprocessing.get_context("spawn")
-        with ProcessPoolExecutor(max_workers=len(kinds), mp_context=ctx) as pool:
-            futures = [pool.submit(_build_one, k, args.cache_dir, args.force) for k in kinds]
-            paths = [f.result() for f in futures]
+        with ProcessPoolExecutor(max_workers=2, mp_context=ctx) as pool:
+            # The longest build (the target) starts first.
+            futures = {k: pool.submit(_build_one, k, args.cache_dir, args.force) for k in sorted(kinds, key=lambda k: k != "target")}
+            paths = [futures[k].result() for k in kinds]
     for path in paths:
         print(path)
     return 0
@@ -73,7 +74,7 @@ def _add_model_commands(sub: argparse._SubParsersAction) -> None:  # type: ignor
     msub = model.add_subparsers(dest="model_command", required=True, metavar="COMMAND")
 
     build = msub.add_parser("build", help="build (or reuse) servecert-tiny; prints the model directory last")
-    build.add_argument("--kind", choices=("target", "draft", "all"), default="target")
+    build.add_argument("--kind", choices=("target", "draft", "judge", "all"), default="target")
     build.add_argument("--cache-dir", type=Path, default=None, help="cache root (default: SERVECERT_CACHE_DIR/tiny or the user cache)")
     build.add_argument("--force", action="store_true", help="rebuild even if a cached build exists")
     build.set_defaults(handler=_model_build)

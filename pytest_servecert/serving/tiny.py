@@ -49,7 +49,7 @@ __all__ = [
     "recipe_hash",
 ]
 
-KINDS = ("target", "draft")
+KINDS = ("target", "draft", "judge")
 
 RECIPES: dict[str, ModelRecipe] = {
     "target": ModelRecipe(
@@ -78,6 +78,25 @@ RECIPES: dict[str, ModelRecipe] = {
         corpus=CorpusSpec(n_examples=1, seed=2),
         seed=1,
     ),
+    # The embedded judge (tiny_judge.py): a classifier that answers REFUSAL / COMPLIANCE, so
+    # it can be much smaller than the chat model; ~1 CPU-minute to train.
+    "judge": ModelRecipe(
+        kind="judge",
+        hidden_size=128,
+        intermediate_size=320,
+        num_layers=2,
+        num_heads=4,
+        num_kv_heads=2,
+        steps=600,
+        batch_size=32,
+        lr=3e-3,
+        max_len=288,
+        first_token_weight=1.0,
+        max_position_embeddings=2048,
+        corpus=CorpusSpec(n_examples=1, seed=3),
+        tokenizer=TokenizerRecipe(vocab_size=2048, corpus=CorpusSpec(n_examples=6000, seed=3)),
+        seed=2,
+    ),
 }
 
 _HASHED_SOURCES = (tiny_corpus.__file__, tiny_train.__file__)
@@ -85,7 +104,7 @@ _FORMAT_VERSION = 1  # bump when the on-disk layout changes
 
 
 def recipe_for(kind: str) -> ModelRecipe:
-    """The built-in recipe of ``kind`` (``"target"`` or ``"draft"``)."""
+    """The built-in recipe of ``kind`` (``"target"``, ``"draft"`` or ``"judge"``)."""
     try:
         return RECIPES[kind]
     except KeyError:
@@ -104,6 +123,18 @@ def recipe_hash(recipe: ModelRecipe, recipe_dir: Path | None = None) -> str:
         if not path.is_file():
             raise FileNotFoundError(f"{path}: tiny-model recipe file missing")
         h.update(name.encode() + b"\0" + path.read_bytes() + b"\0")
+    if recipe.kind == "judge":
+        # The judge also depends on its own generator, lexicon and prompt template.
+        from pytest_servecert.judges.llm import TINY_JUDGE_PROMPT
+        from pytest_servecert.serving import tiny_judge
+
+        h.update(b"tiny_judge.py\0" + Path(tiny_judge.__file__).read_bytes() + b"\0")
+        for name in tiny_judge.JUDGE_RECIPE_FILES:
+            path = tiny_judge.default_judge_dir() / name
+            if not path.is_file():
+                raise FileNotFoundError(f"{path}: judge recipe file missing")
+            h.update(name.encode() + b"\0" + path.read_bytes() + b"\0")
+        h.update(TINY_JUDGE_PROMPT.sha256.encode())
     h.update(json.dumps(recipe.to_dict(), sort_keys=True).encode())
     return h.hexdigest()
 
@@ -169,7 +200,12 @@ def build_model(
             shutil.rmtree(stale, ignore_errors=True)
         tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", suffix=".tmp", dir=out_dir.parent))
         try:
-            tiny_train.train_model(recipe, tmp, recipe_dir=recipe_dir, progress=progress, log=log)
+            if recipe.kind == "judge":
+                from pytest_servecert.serving import tiny_judge
+
+                tiny_judge.train_judge(recipe, tmp, recipe_dir=recipe_dir, progress=progress, log=log)
+            else:
+                tiny_train.train_model(recipe, tmp, recipe_dir=recipe_dir, progress=progress, log=log)
             info_path = tmp / "servecert_tiny.json"
             info = json.loads(info_path.read_text())
             info["recipe_hash"] = digest
@@ -193,7 +229,8 @@ def ensure_model(kind: str = "target", cache_dir: Path | None = None) -> Path:
     Parameters
     ----------
     kind : str
-        ``"target"`` (the served model) or ``"draft"`` (the speculative draft).
+        ``"target"`` (the served model), ``"draft"`` (the speculative draft) or ``"judge"``
+        (the embedded refusal judge, :mod:`.tiny_judge`).
     cache_dir : Path, optional
         Overrides the cache root (see :func:`cache_root`).
     """
