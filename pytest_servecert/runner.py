@@ -27,11 +27,12 @@ from pathlib import Path
 from typing import Any, Callable, Iterator, Mapping, Sequence
 
 from . import __version__
-from .batteries import Battery, Prompt, load_battery, subsample
+from .batteries import Battery, Prompt, custom_battery_from_config, load_battery, subsample
 from .claims.cells import CellStatus, CellTable, NoiseFloor
 from .claims.layer5 import Layer5Options, evaluate_layer5, licensable_sentence
 from .claims.model import ClaimResult
-from .claims.rules import mechanistic_gate_lint, scale_band
+from .claims.layer1 import JudgeInfo, evaluate_layer1
+from .claims.rules import apply_gates, mechanistic_gate_lint, scale_band
 from .config import ConfigError, ServecertConfig
 from .design import ArmPlan, Context, contexts, naive_server_count, plan_arms, request_seed, server_plan
 from .judges.base import JudgeItem, JudgeSpec
@@ -223,10 +224,16 @@ class _Runner:
 
     def load_batteries(self) -> dict[str, tuple[Battery, tuple[Prompt, ...]]]:
         cfg = self.config.batteries
+        custom = {c.id: c for c in cfg.custom}
         out = {}
         for battery_id in cfg.use:
+            spec = (
+                custom_battery_from_config(custom[battery_id], origin=f"{self.config.path} [batteries.custom.{battery_id}]")
+                if battery_id in custom
+                else battery_id
+            )
             battery = load_battery(
-                battery_id,
+                spec,
                 battery_dir=[str(d) for d in cfg.offline_dirs if d.is_dir()] or None,
                 allow_download=cfg.allow_download,
             )
@@ -301,7 +308,10 @@ class _Runner:
                 }
                 prompt_of = {k.fingerprint: p for keys in group.keys.values() for k, p in keys}
                 n_missing = sum(len(m) for m in missing.values())
-                self.reused += sum(len(k) for k in group.keys.values()) - n_missing
+                # rejections stored by an earlier run are final: counted, never re-sent
+                n_rejected = len(store.rejected([k for keys in group.keys.values() for k, _ in keys]))
+                self.rejected += n_rejected
+                self.reused += sum(len(k) for k in group.keys.values()) - n_missing - n_rejected
                 settings = dict(group.plan.settings)
                 if n_missing == 0:
                     records.append(self._record(group, "not needed"))
@@ -366,8 +376,7 @@ class _Runner:
                     sent += len(requests)
                     still = store.missing(todo)
                     self.errors += len(still)
-                    rejected = [k for k in still if _rejected(store.get_response(k.fingerprint))]
-                    if rejected and not died:
+                    if rejected := store.rejected(todo):
                         # The server refused these prompts (e.g. longer than --max-model-len):
                         # a property of the prompt, not an outage. They cannot pair, so they
                         # drop out of the cells; everything else in the context still counts.
@@ -377,7 +386,6 @@ class _Runner:
                             f"servecert: {group.arm.name} {ctx.label}: {len(rejected)} prompts rejected "
                             f"by the server ({(first.error or '')[:120]})"
                         )
-                        still = [k for k in still if k not in rejected]
                     if still:
                         first = store.get_response(still[0].fingerprint)
                         why = died or (first.error if first else None) or "no answer"
@@ -429,16 +437,20 @@ class _Runner:
         written = 0
         for judge in judges:
             spec = judge.spec
-            for arm_fp in arm_fps:
-                rows = [r for r in store.unlabelled(spec.fingerprint, arm_fingerprint=arm_fp) if r.fingerprint in planned]
-                if not rows:
-                    continue
-                self.progress(f"servecert: judging {len(rows)} responses with {spec.name}")
-                items = [JudgeItem(key=r.fingerprint, prompt=planned[r.fingerprint].text, response=r.text or "") for r in rows]
-                judgements = judge_many_sync(judge, items)
-                written += store.put_labels(
-                    (j.key, spec.fingerprint, spec.name, j.label.value, j.raw or j.reason) for j in judgements
-                )
+            try:
+                for arm_fp in arm_fps:
+                    rows = [r for r in store.unlabelled(spec.fingerprint, arm_fingerprint=arm_fp) if r.fingerprint in planned]
+                    if not rows:
+                        continue
+                    self.progress(f"servecert: judging {len(rows)} responses with {spec.name}")
+                    items = [JudgeItem(key=r.fingerprint, prompt=planned[r.fingerprint].text, response=r.text or "") for r in rows]
+                    judgements = judge_many_sync(judge, items)
+                    written += store.put_labels(
+                        (j.key, spec.fingerprint, spec.name, j.label.value, j.raw or j.reason) for j in judgements
+                    )
+            finally:
+                if hasattr(judge, "close"):  # judges that run their own server (kind "embedded")
+                    judge.close()
         specs = tuple(j.spec for j in judges)
         cohort = Cohort.from_specs(specs, regex_role=cfg.regex_role)
         cohort_fp = hashlib.sha256(
@@ -448,6 +460,14 @@ class _Runner:
             ).encode()
         ).hexdigest()
         member_labels = {s.name: store.labels_for(s.fingerprint, planned) for s in specs}
+        # Layer 1 reads this run's stored labels per battery (answers only: every record a judge saw).
+        records: dict[str, list[dict[str, str]]] = defaultdict(list)
+        for fp, prompt in planned.items():
+            labels = {name: got[fp] for name, got in member_labels.items() if fp in got}
+            if labels:
+                records[prompt.battery].append(labels)
+        self.label_records = dict(records)
+        self.n_voters = len(cohort.voters)
         self.agreement = judge_agreement(member_labels)
         voted = store.labels_for(cohort_fp, planned)  # once: not once per answer
         pending = [fp for fp in planned if fp not in voted]
@@ -549,6 +569,21 @@ class _Runner:
                 results.append(replace(r, subject=f"{candidate}:{r.subject}" if r.subject else candidate))
         return tuple(results), sentences
 
+    def layer1_claims(self, specs: Sequence[JudgeSpec]) -> tuple[ClaimResult, ...]:
+        """JTP from this run's stored labels (pooled first, then per battery)."""
+        judges = [JudgeInfo(s.name, s.kind, s.family) for s in specs]
+        results, pairs = evaluate_layer1(
+            self.label_records, judges, n_voters=self.n_voters,
+            n_boot=self.config.claims.n_boot, seed=self.config.sampling.seed,
+        )
+        self.judge_pairs = tuple(
+            {"pair": p.name, "role": p.role, "battery": p.battery or "pooled", "n": p.n,
+             **({"kappa": p.kappa.kappa, "ci_low": p.kappa.ci_low, "ci_high": p.kappa.ci_high,
+                 "pabak": p.kappa.pabak, "degenerate": p.kappa.degenerate} if p.kappa is not None else {})}
+            for p in pairs
+        )
+        return tuple(replace(r, subject=f"layer1:{r.subject}") if r.subject else r for r in results)
+
     def scope_claims(self, parameters: int | None) -> tuple[ClaimResult, ...]:
         out = [mechanistic_gate_lint(self.config.raw, source=str(self.config.path))]
         if parameters:
@@ -577,6 +612,9 @@ class _Runner:
             with self.timer.phase("statistics"):
                 cells = self.cells(groups, store, not_run, batteries, cohort_fp)
                 results, sentences = self.claims(cells)
+                # Only the judge gate here: an untrustable cohort (L1 FAIL) makes the
+                # label-dependent claims INCONCLUSIVE (the scale band is reported, not applied).
+                results = apply_gates(self.layer1_claims(specs) + results)
                 parameters = config.model.parameters or info.get("parameters")
                 results = self.scope_claims(parameters) + results
             store.finish_run(run_id, "complete")
@@ -597,6 +635,7 @@ class _Runner:
             results=results,
             sentences=sentences,
             judges=tuple(s.to_dict() for s in specs),
+            judge_pairs=getattr(self, "judge_pairs", ()),
             counts=RunCounts(
                 requests_planned=planned, requests_sent=self.sent, responses_reused=self.reused,
                 request_errors=self.errors, requests_rejected=self.rejected, boots=self.boots, failed_boots=self.failed_boots,
@@ -607,12 +646,6 @@ class _Runner:
             examples=self.examples,
             judge_agreement=self.agreement,
         )
-
-
-def _rejected(response: Any) -> bool:
-    """An HTTP 4xx answer other than 429: the server will refuse this request every time."""
-    error = getattr(response, "error", None) or ""
-    return error.startswith("HTTP 4") and not error.startswith("HTTP 429")
 
 
 def _treatment(config: ServecertConfig, candidate: str) -> str:

@@ -15,7 +15,10 @@ sampling the same key store it once.
 
 Errors (timeouts, HTTP 5xx) are stored in the same row with ``error`` set: they are
 visible for reporting, never count as answers, are returned by :meth:`Store.missing` so
-the next run retries them, and are replaced by the first successful answer.
+the next run retries them, and are replaced by the first successful answer. A *rejection*
+(HTTP 4xx other than 408/429, e.g. a prompt longer than ``--max-model-len``) is final for
+its key: the same server would refuse the same request again, so it is not retried
+(:func:`is_rejection`); it never pairs, and the runner counts it.
 
 Labels are keyed by ``(response_fingerprint, judge_spec_fingerprint)``: re-judging with
 a new judge (or a cohort, stored under the cohort's own spec fingerprint) never
@@ -70,6 +73,7 @@ __all__ = [
     "Store",
     "StoreError",
     "StoredResponse",
+    "is_rejection",
     "response_fingerprint",
 ]
 
@@ -397,6 +401,16 @@ _RESPONSE_COLUMNS = (
     "created_at"
 )
 
+# HTTP 4xx except 408 (timeout) and 429 (rate limit): the server refuses this request as such.
+_REJECTION_SQL = "(error LIKE 'HTTP 4%' AND error NOT LIKE 'HTTP 408%' AND error NOT LIKE 'HTTP 429%')"
+
+
+def is_rejection(error: str | None) -> bool:
+    """True for an error the server will return for this request every time (HTTP 4xx but
+    408/429), e.g. a prompt longer than the context: final, never retried."""
+    return bool(error) and error.startswith("HTTP 4") and not error.startswith(("HTTP 408", "HTTP 429"))
+
+
 # Successful answers are never replaced; a stored error is replaced by the next attempt
 # (an answer, or a newer error), so errors are retried and never shadow an answer.
 _PUT_RESPONSE = f"""
@@ -627,25 +641,35 @@ class Store:
     # ----------------------------------------------------------------- responses
 
     def missing(self, keys: Iterable[K]) -> list[K]:
-        """The keys (fingerprints or objects with ``.fingerprint``) with no stored answer.
+        """The keys (fingerprints or objects with ``.fingerprint``) with no stored outcome.
 
-        Keys whose stored row is an error are missing (they are retried). Order and
-        duplicates of ``keys`` are preserved.
+        Keys whose stored row is an error are missing (they are retried), unless the error
+        is a rejection (:func:`is_rejection`), which is final. Order and duplicates of
+        ``keys`` are preserved.
         """
         items = list(keys)
-        fingerprints = sorted({_fingerprint_of(k) for k in items})
-        answered: set[str] = set()
+        done = self._matching(items, f"(error IS NULL OR {_REJECTION_SQL})")
+        return [k for k in items if _fingerprint_of(k) not in done]
+
+    def rejected(self, keys: Iterable[K]) -> list[K]:
+        """The keys whose stored row is a rejection (final; see :func:`is_rejection`)."""
+        items = list(keys)
+        found = self._matching(items, _REJECTION_SQL)
+        return [k for k in items if _fingerprint_of(k) in found]
+
+    def _matching(self, keys: Sequence[Any], condition: str) -> set[str]:
+        fingerprints = sorted({_fingerprint_of(k) for k in keys})
+        found: set[str] = set()
         for chunk in _chunks(fingerprints):
             marks = ",".join("?" * len(chunk))
-            answered.update(
+            found.update(
                 row[0]
                 for row in self._conn.execute(
-                    f"SELECT fingerprint FROM responses WHERE error IS NULL "
-                    f"AND fingerprint IN ({marks})",
+                    f"SELECT fingerprint FROM responses WHERE {condition} AND fingerprint IN ({marks})",
                     chunk,
                 )
             )
-        return [k for k in items if _fingerprint_of(k) not in answered]
+        return found
 
     def put_response(
         self, key: ResponseKey, response: ResponseLike, *, run_id: str | None = None

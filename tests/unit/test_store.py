@@ -21,6 +21,7 @@ from pytest_servecert.store import (
     SampledResponse,
     Store,
     StoreError,
+    is_rejection,
     response_fingerprint,
 )
 
@@ -184,6 +185,26 @@ def test_error_responses_are_retried_and_never_answers(store: Store) -> None:
     assert store.missing([k]) == []
     assert store.put_response(k, SampledResponse(None, error="late error")) is False
     assert store.get_response(k.fingerprint).error is None  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize(
+    ("error", "final"),
+    [
+        ("HTTP 400: This model's maximum context length is 512 tokens", True),
+        ("HTTP 404: model not found", True),
+        ("HTTP 408: request timeout", False),
+        ("HTTP 429: too many requests", False),
+        ("HTTP 500: internal error", False),
+        ("ReadTimeout after 60 s", False),
+    ],
+)
+def test_rejections_are_final_other_errors_are_retried(store: Store, error: str, final: bool) -> None:
+    k, other = key("1"), key("2")
+    store.put_response(k, SampledResponse(None, error=error))
+    assert is_rejection(error) is final
+    assert store.missing([k, other]) == ([other] if final else [k, other])
+    assert store.rejected([k, other]) == ([k] if final else [])
+    assert list(store.iter_responses()) == []  # a rejection is never an answer
 
 
 def test_response_needs_text_or_error(store: Store) -> None:
