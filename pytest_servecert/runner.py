@@ -98,6 +98,7 @@ class CertificationRun:
     counts: RunCounts
     timings: Mapping[str, float]
     run_id: str
+    judge_pairs: tuple[Mapping[str, Any], ...] = ()  # layer 1: κ of every judge pair
     # report evidence, never read by a claim: (candidate, battery, context) -> discordant pairs
     examples: Mapping[tuple[str, str, str], tuple[Mapping[str, Any], ...]] = field(default_factory=dict)
     judge_agreement: tuple[Mapping[str, Any], ...] = ()

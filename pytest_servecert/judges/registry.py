@@ -3,8 +3,7 @@
 TR145's JBB bug is the reason for the loud failure: a battery missing from a task -> judge
 mapping silently turned 150/150 valid refusals into UNCLEAR. Here a kind without a factory
 raises :class:`~pytest_servecert.judges.base.JudgeConfigError` naming the judge and the known
-kinds. The ``embedded`` kind (the project's tiny judge model) registers itself through
-:func:`register_judge_kind` when it exists.
+kinds. The ``embedded`` kind is the project's tiny judge model (:mod:`.embedded`).
 """
 
 from __future__ import annotations
@@ -120,6 +119,25 @@ def _ollama(config: JudgeConfigLike, *, transport: httpx.AsyncBaseTransport | No
     )
 
 
+def _embedded(config: JudgeConfigLike, *, transport: httpx.AsyncBaseTransport | None = None) -> Judge:
+    from .embedded import EmbeddedJudge
+
+    if config.endpoint:
+        raise JudgeConfigError(
+            f"judge {config.name!r}: kind 'embedded' starts its own loopback server; remove "
+            f"endpoint = {config.endpoint!r} (or use kind 'openai' for a server you run)"
+        )
+    return EmbeddedJudge(
+        config.name,
+        model_dir=config.model,  # optional: a judge model directory instead of the cached build
+        family=config.family,
+        timeout_s=config.timeout_s,
+        concurrency=config.concurrency,
+        transport=transport,
+    )
+
+
 register_judge_kind("regex", _regex)
+register_judge_kind("embedded", _embedded)
 register_judge_kind("openai", _openai)
 register_judge_kind("ollama", _ollama)

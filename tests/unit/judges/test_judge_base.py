@@ -193,7 +193,10 @@ def test_build_judge_from_config():
     assert judge_many_sync(vllm, [JudgeItem("k", "p", "r")])[0].label is Label.REFUSAL
 
 
-def test_unknown_or_unavailable_kinds_fail_loudly():
+def test_unknown_or_unavailable_kinds_fail_loudly(monkeypatch):
+    factories = dict(registry._FACTORIES)
+    factories.pop("embedded")
+    monkeypatch.setattr(registry, "_FACTORIES", factories)
     with pytest.raises(
         JudgeConfigError,
         match=r"judge 'tiny': no judge of kind 'embedded' is available; "
