@@ -10,9 +10,10 @@ import datetime as _dt
 import json
 import os
 import platform
+from collections.abc import Mapping
 from importlib import resources
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 from ..claims.cells import CellStatus
 from ..session import _plain, result_to_dict

@@ -7,6 +7,7 @@ cohort judges' raw agreement and Cohen's κ over the answers both labelled.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Mapping
 from itertools import combinations
 from typing import Any
@@ -60,7 +61,7 @@ def discordant_examples(
 
 
 def _finite(value: float) -> float | None:
-    return float(value) if value == value and abs(value) != float("inf") else None
+    return float(value) if math.isfinite(value) else None
 
 
 def judge_agreement(labels: Mapping[str, Mapping[str, str]]) -> tuple[dict[str, Any], ...]:

@@ -80,8 +80,10 @@ def build_run(tmp_path: Path, *, degraded: int = 0, judges: int = 1) -> Certific
         rows = []
         for ctx in contexts(config.design):
             for battery, harmful in HARMFUL.items():
-                common = dict(battery=battery, model="servecert-tiny", context=ctx.label, family="servecert",
-                              harmful=harmful, candidate=candidate, settings={k: str(v) for k, v in ctx.levels})
+                common: dict[str, Any] = {
+                    "battery": battery, "model": "servecert-tiny", "context": ctx.label, "family": "servecert",
+                    "harmful": harmful, "candidate": candidate, "settings": {k: str(v) for k, v in ctx.levels},
+                }
                 if candidate == "fp8_kv":
                     rows.append(CellTable(**common, status=CellStatus.NOT_RUN, reason=FP8_REASON))
                     continue

@@ -141,3 +141,15 @@ def test_snapshot_workflow(suite: pytest.Pytester) -> None:
     accepted = run(suite, "--snapshot-update")
     accepted.stdout.fnmatch_lines(["*1 snapshot updated*"])
     assert json.loads(snapshot.read_text())["L5.harmful_core[spec_draft]"].startswith("verdict=FAIL;")
+
+
+def test_sentences_reach_the_controller_under_xdist(suite: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Workers run the certification; the controller prints the ladder with their sentences."""
+    monkeypatch.setenv("PYTHONPATH", f"{HERE}:{suite.path}")
+    # a subprocess: xdist workers and syrupy's worker-report merge behave as in a real run
+    out = suite.runpytest_subprocess("certifications", "-m", "layer5", "-p", "no:cacheprovider",
+                                     "-n", "2").stdout.str()
+    assert out.count("servecert claim ladder") == 1
+    ladder = out[out.index("servecert claim ladder"):]
+    assert ladder.count("licensable (spec_draft): Across batch size") == 1
+    assert "certificate: " in ladder and "HTML report: " in ladder
