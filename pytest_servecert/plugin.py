@@ -121,7 +121,6 @@ def pytest_terminal_summary(
     if not session.results:
         return
     from .claims.ladder import ClaimLadder
-
     from .report.terminal import run_lines
 
     ladder = ClaimLadder.from_results(session.ordered())
@@ -187,6 +186,12 @@ def servecert_run(pytestconfig: pytest.Config, servecert_config: "ServecertConfi
     except ImportError as exc:  # the report extra (jinja2, matplotlib) is not installed
         info["html_error"] = f"not written ({exc.name} missing: pip install 'pytest-servecert[report]')"
     else:
-        info["html"] = str(write_report(certificate, report_dir))
-        _say(pytestconfig, f"servecert: HTML report written to {info['html']}")
+        try:
+            info["html"] = str(write_report(certificate, report_dir))
+        except Exception as exc:  # noqa: BLE001 - the certificate stands; `servecert report` re-renders
+            first = (str(exc).splitlines() or [""])[0]
+            info["html_error"] = f"not written ({type(exc).__name__}: {first})"
+            _say(pytestconfig, f"servecert: HTML report {info['html_error']}")
+        else:
+            _say(pytestconfig, f"servecert: HTML report written to {info['html']}")
     return run
