@@ -44,6 +44,8 @@ prompts_per_cell = 40
 [batteries]
 use = ["jbb_harmful", "xstest"]
 allow_download = false
+[claims]
+n_boot = 1000
 """
 
 HARMFUL = {"jbb_harmful": True, "xstest": False}
