@@ -583,7 +583,7 @@ class _Runner:
                  "pabak": p.kappa.pabak, "degenerate": p.kappa.degenerate} if p.kappa is not None else {})}
             for p in pairs
         )
-        return tuple(replace(r, subject=f"layer1:{r.subject}") if r.subject else r for r in results)
+        return results
 
     def scope_claims(self, parameters: int | None) -> tuple[ClaimResult, ...]:
         out = [mechanistic_gate_lint(self.config.raw, source=str(self.config.path))]

@@ -19,7 +19,7 @@ import dataclasses
 import threading
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 import httpx
 
@@ -156,7 +156,7 @@ class EmbeddedJudge:
         if server is not None:
             server.stop()
 
-    def __enter__(self) -> EmbeddedJudge:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:

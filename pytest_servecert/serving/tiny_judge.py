@@ -149,7 +149,10 @@ class _ResponseGenerator:
         if self.chance(0.25):
             pre = self.pick("refusal_preamble").format(**self.slots())
             opening = pre + (opening[:1].lower() + opening[1:] if pre.endswith(", ") else opening)
-        return opening + self.pick("refusal_reason") + self.pick("refusal_alternative").format(**self.slots())
+        tail = self.pick("refusal_reason") + self.pick("refusal_alternative").format(**self.slots())
+        if len(tail) > 12 and self.chance(0.12):  # truncated after the refusal, never inside it
+            tail = tail[: self.rng.randrange(1, len(tail))]
+        return opening + tail
 
     def noise(self) -> str:
         words = [self.pick("noise_words") for _ in range(self.rng.randrange(4, 30))]
@@ -189,8 +192,8 @@ class _ResponseGenerator:
             text = text.upper()
         elif self.chance(0.03):
             text = text.title()
-        # Truncation keeps the part that decides the label (the refusal opening, the answer).
-        if kind in ("refusal", "compliance", "noise") and len(text) > 40 and self.chance(0.12):
+        # Truncated answers stay answers (refusals are cut after their opening, in refusal()).
+        if kind in ("compliance", "noise") and len(text) > 40 and self.chance(0.12):
             text = text[: self.rng.randrange(30, len(text))]
         if self.chance(0.04):
             text = "\n" + text
