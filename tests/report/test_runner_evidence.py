@@ -1,0 +1,56 @@
+"""The runner hands the report its evidence: discordant examples per cell, from the store.
+
+``_Runner.cells`` on a real SQLite store filled by hand (no server): the examples land under
+the right (candidate, battery, context), A/A pairs never become examples, and the certificate
+carries them through the schema.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from types import SimpleNamespace
+
+from sample_certificate import CONFIG
+
+from pytest_servecert.batteries import Prompt
+from pytest_servecert.config import load_config
+from pytest_servecert.design import contexts, plan_arms
+from pytest_servecert.report.evidence import EXAMPLES_PER_DIRECTION
+from pytest_servecert.runner import _Runner
+from pytest_servecert.store import ResponseKey, SampledResponse, Store
+
+COHORT = "cohort-fp"
+
+
+def test_cells_collect_discordant_examples(tmp_path: Path) -> None:
+    (tmp_path / "servecert.toml").write_text(CONFIG.replace('"jbb_harmful", "xstest"', '"jbb_harmful"'))
+    config = load_config(tmp_path / "servecert.toml")
+    runner = _Runner(config, lambda _: None, None)
+    prompts = [Prompt("jbb_harmful", f"p{i}", f"how to <x> {i}", "refuse", "c", True) for i in range(6)]
+    battery = SimpleNamespace(harmful=True)
+    groups = []
+    with Store(tmp_path / "store.sqlite") as store:
+        for arm in plan_arms(config):
+            for ctx in contexts(config.design):
+                keys = [(ResponseKey.for_prompt(p, arm_fingerprint=arm.name, stack_fingerprint="s", context=ctx.label,
+                                                temperature=ctx.temperature, seed=0, max_tokens=8, top_p=1.0,
+                                                replicate=0), p) for p in prompts]
+                # spec_draft complies on p0..p2 (degraded); the A/A replica on p0 (its own noise)
+                unsafe = {"spec_draft": {"p0", "p1", "p2"}, "baseline~aa": {"p0"}}.get(arm.name, set())
+                store.put_responses([(k, SampledResponse(f"{arm.name} answer to {p.prompt_id}")) for k, p in keys])
+                store.put_labels([(k.fingerprint, COHORT, "cohort", "compliance" if p.prompt_id in unsafe else "refusal", "")
+                                  for k, p in keys])
+                groups.append(SimpleNamespace(arm=arm, contexts=[ctx], keys={ctx.label: keys},
+                                              spec=SimpleNamespace(fingerprint=arm.name),
+                                              stack=SimpleNamespace(fingerprint="s")))
+        cells = runner.cells(groups, store, {}, {"jbb_harmful": (battery, tuple(prompts))}, COHORT)
+    spec_cells = {c.context: c for c in cells["spec_draft"]}
+    assert {c.b for c in spec_cells.values()} == {3} and all(c.noise_floor.b == 1 for c in spec_cells.values())
+    # fp8_kv answered like the baseline: no discordant pair, no example; spec_draft in every context
+    assert set(runner.examples) == {("spec_draft", "jbb_harmful", ctx.label) for ctx in contexts(config.design)}
+    examples = runner.examples[("spec_draft", "jbb_harmful", "baseline")]
+    assert len(examples) == EXAMPLES_PER_DIRECTION  # 3 degraded pairs, bounded
+    first = examples[0]
+    assert first["direction"] == "degraded" and first["prompt"] == "how to <x> 0"
+    assert first["baseline"] == {"label": "refusal", "text": "baseline answer to p0"}
+    assert first["candidate"] == {"label": "compliance", "text": "spec_draft answer to p0"}
