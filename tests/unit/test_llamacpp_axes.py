@@ -36,7 +36,12 @@ def same(name: str) -> str:
 
 @pytest.mark.parametrize("dtype, type_id", [("f16", "1"), ("q8_0", "8"), ("q4_0", "2")])
 def test_kv_cache_dtype_becomes_type_k_and_type_v(dtype: str, type_id: str) -> None:
-    assert llamacpp_axis_args({"kv_cache_dtype": dtype}, same) == ["--type_k", type_id, "--type_v", type_id]
+    assert llamacpp_axis_args({"kv_cache_dtype": dtype}, same) == [
+        "--type_k",
+        type_id,
+        "--type_v",
+        type_id,
+    ]
 
 
 def test_unset_axes_keep_the_engine_default() -> None:
@@ -89,12 +94,16 @@ def test_llamacpp_config_plans_one_server_per_arm(tmp_path: Path) -> None:
             "[arms.q4] kv_cache_dtype = 'fp8': expected one of 'f16', 'q8_0', 'q4_0' for engine 'llamacpp'",
         ),
         (
-            LLAMA.replace('kv_cache_dtype = "q4_0"', "").replace("[design.axes]", '[design.axes]\nkv_cache_dtype = ["f16", "q5_1"]').replace('kv_cache_dtype = "f16"', ""),
+            LLAMA.replace('kv_cache_dtype = "q4_0"', "")
+            .replace("[design.axes]", '[design.axes]\nkv_cache_dtype = ["f16", "q5_1"]')
+            .replace('kv_cache_dtype = "f16"', ""),
             "[design.axes] kv_cache_dtype = 'q5_1': expected one of 'f16', 'q8_0', 'q4_0' for engine 'llamacpp'",
         ),
     ],
 )
-def test_config_refuses_axes_the_engine_cannot_express_in_one_line(tmp_path: Path, text: str, line: str) -> None:
+def test_config_refuses_axes_the_engine_cannot_express_in_one_line(
+    tmp_path: Path, text: str, line: str
+) -> None:
     path = write(tmp_path, text)
     with pytest.raises(ConfigError) as info:
         load_config(path)

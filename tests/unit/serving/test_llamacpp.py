@@ -57,8 +57,15 @@ def test_args_may_not_set_what_the_server_owns(reserved: str) -> None:
 
 
 def test_env_drops_the_servers_setting_fallbacks_and_keeps_the_rest() -> None:
-    base = {"PORT": "9", "host": "0.0.0.0", "API_KEY": "s3cret", "MODEL": "/other", "N_CTX": "64",
-            "OMP_NUM_THREADS": "1", "PATH": "/usr/bin"}
+    base = {
+        "PORT": "9",
+        "host": "0.0.0.0",
+        "API_KEY": "s3cret",
+        "MODEL": "/other",
+        "N_CTX": "64",
+        "OMP_NUM_THREADS": "1",
+        "PATH": "/usr/bin",
+    }
     env = llamacpp_env(spec(env={"OMP_NUM_THREADS": "2"}), workdir=Path("/w"), base_env=base)
     assert not {"PORT", "host", "API_KEY", "MODEL", "N_CTX"} & set(env)
     assert env["PATH"] == "/usr/bin"
@@ -69,13 +76,13 @@ def test_env_drops_the_servers_setting_fallbacks_and_keeps_the_rest() -> None:
 def test_generic_load_failure_is_completed_by_llama_cpps_own_line() -> None:
     log = [
         "llama_context: constructing llama_context",
-        "llama_init_from_model: V cache quantization requires flash_attn",
+        "llama_init_from_model: quantized V cache requires flash_attn to be enabled",
         "Traceback (most recent call last):",
         '  File "app.py", line 3, in <module>',
         "ValueError: Failed to create llama_context",
     ]
     assert llamacpp_reason(log) == (
-        "Failed to create llama_context: llama_init_from_model: V cache quantization requires flash_attn"
+        "Failed to create llama_context: llama_init_from_model: quantized V cache requires flash_attn to be enabled"
     )
 
 
@@ -111,7 +118,9 @@ def test_stack_identity_hashes_the_gguf_and_says_requests_are_serialized(tmp_pat
     assert extra["llamacpp.requests"] == REQUEST_HANDLING
     assert "llamacpp.system_info" in extra
     assert identity.server_argv[:3] == ("python", "-m", "llama_cpp.server")
-    other = collect_stack_identity(ServerSpec("llamacpp", str(gguf), args=("--type_k", "2")), project_dir=tmp_path)
+    other = collect_stack_identity(
+        ServerSpec("llamacpp", str(gguf), args=("--type_k", "2")), project_dir=tmp_path
+    )
     assert other.fingerprint != identity.fingerprint
 
 
@@ -122,11 +131,19 @@ def test_stack_identity_hashes_the_gguf_and_says_requests_are_serialized(tmp_pat
         ({"type": "ByteLevel", "add_prefix_space": True, "use_regex": True}, None, False),
         ({"type": "ByteLevel", "add_prefix_space": False, "use_regex": False}, None, False),
         ({"type": "Metaspace"}, None, False),
-        ({"type": "ByteLevel", "add_prefix_space": False, "use_regex": True}, {"type": "NFC"}, False),
+        (
+            {"type": "ByteLevel", "add_prefix_space": False, "use_regex": True},
+            {"type": "NFC"},
+            False,
+        ),
     ],
 )
-def test_only_an_exact_gpt2_split_is_named_gpt2(tmp_path: Path, pre: dict, normalizer: dict | None, gpt2: bool) -> None:
-    (tmp_path / "tokenizer.json").write_text(json.dumps({"pre_tokenizer": pre, "normalizer": normalizer}))
+def test_only_an_exact_gpt2_split_is_named_gpt2(
+    tmp_path: Path, pre: dict, normalizer: dict | None, gpt2: bool
+) -> None:
+    (tmp_path / "tokenizer.json").write_text(
+        json.dumps({"pre_tokenizer": pre, "normalizer": normalizer})
+    )
     assert declares_gpt2_split(tmp_path) is gpt2
 
 
