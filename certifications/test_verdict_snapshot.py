@@ -1,6 +1,6 @@
 """Verdict snapshots: a stack bump that changes a verdict, band or scope fails with a diff.
 
-``pytest certifications -m layer5 --snapshot-update`` accepts this run's verdicts as the
+``tox -e certify -- --snapshot-update`` accepts this run's verdicts as the
 baseline (``__snapshots__/``, commit it); later runs compare against it. Without a baseline
 the test is skipped as NOT RUN with that command (pytest_servecert.report.snapshot).
 """

@@ -54,6 +54,6 @@ def assert_verdicts_match(snapshot: Any, results: Iterable[ClaimResult]) -> None
     if not location.is_file() and not snap.update_snapshots:
         pytest.skip(
             f"NOT RUN: no verdict baseline at {location}; record this run's verdicts with "
-            "`pytest certifications -m layer5 --snapshot-update` (and commit it)"
+            "--snapshot-update (`tox -e certify -- --snapshot-update`) and commit it"
         )
     assert snap == verdict_table(results)
