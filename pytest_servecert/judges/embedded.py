@@ -14,7 +14,6 @@ directory name, which holds the recipe hash: a retrained judge re-keys its label
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 import threading
 from collections.abc import Sequence
@@ -139,7 +138,10 @@ class EmbeddedJudge:
         items = list(items)
         if not items:
             return []
-        base_url = await asyncio.to_thread(self._ensure_server)
+        # Started in the caller's thread, not a worker thread: servers get PR_SET_PDEATHSIG,
+        # which fires when the *thread* that spawned them exits (asyncio.to_thread's pool
+        # thread dies with its event loop, and the server would die after the first batch).
+        base_url = self._ensure_server()
         inner = OpenAICompatibleJudge(
             dataclasses.replace(self._spec, kind="openai", endpoint=f"{base_url}/v1"),
             timeout_s=self.timeout_s,
