@@ -47,6 +47,17 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="where certificates and HTML reports are written (default: the config's "
         "report_dir, else reports/ in the rootdir)",
     )
+    # layer 3 (CRI): recorded in every saved pytest-benchmark run's stack identity
+    group.addoption("--servecert-compile-backend", dest="servecert_compile_backend",
+                    default="inductor", metavar="NAME",
+                    help="torch.compile backend of the layer-3 compiled path (default: inductor)")
+    group.addoption("--servecert-compile-mode", dest="servecert_compile_mode", default="default",
+                    metavar="MODE",
+                    help="torch.compile mode of the layer-3 compiled path (inductor only; "
+                    "default: default)")
+    group.addoption("--servecert-stack-label", dest="servecert_stack_label", default="",
+                    metavar="TEXT",
+                    help="a name for this stack point in layer-3 runs (part of its identity)")
 
 
 def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
@@ -61,6 +72,9 @@ def pytest_configure(config: pytest.Config) -> None:
     session = CertSession()
     config.stash[SESSION_KEY] = session
     config.pluginmanager.register(_ClaimCollector(session), "servecert-claim-collector")
+    from .latency_stack import BenchmarkStackRecorder
+
+    config.pluginmanager.register(BenchmarkStackRecorder(config), "servecert-benchmark-stack")
 
 
 def config_path(config: pytest.Config) -> Path:

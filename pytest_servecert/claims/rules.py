@@ -369,7 +369,13 @@ def mechanistic_gate_lint(config: Mapping[str, Any], *, source: str = "config") 
 # -- layer 3: stack reproducibility ----------------------------------------------------------
 
 
-def latency_reproducibility(cri: Any | None, *, eager: Any | None = None) -> ClaimResult:
+def latency_reproducibility(
+    cri: Any | None,
+    *,
+    eager: Any | None = None,
+    subject: str = "",
+    speedups: Mapping[str, float] | None = None,
+) -> ClaimResult:
     """Layer 3 CRI: is a cross-stack latency comparison reportable?
 
     Parameters
@@ -379,6 +385,11 @@ def latency_reproducibility(cri: Any | None, *, eager: Any | None = None) -> Cla
         latency benchmark ran.
     eager
         The same index on eager latency across the same stacks (the control).
+    subject
+        The benchmark (e.g. ``"decode"``): one claim result per benchmark.
+    speedups
+        The latency comparison this claim gates, per stack label (e.g. eager mean / compiled
+        mean); reported with the verdict, whatever it is.
 
     Returns
     -------
@@ -390,23 +401,29 @@ def latency_reproducibility(cri: Any | None, *, eager: Any | None = None) -> Cla
     """
     if cri is None or cri.n_stacks == 0:
         return ClaimResult(CRI, Verdict.NOT_RUN, "no latency benchmark", {}, "",
-                           "no stack point produced latency samples")
+                           "no stack point produced latency samples", subject)
+    speedups = dict(speedups or {})
+    comparison = ", ".join(f"{k} {v:.2f}×" for k, v in speedups.items())
     figures: dict[str, Any] = {
         "cri": cri.index,
         "n_stacks": cri.n_stacks,
         "worst_pair": list(cri.worst_pair) if cri.worst_pair else None,
         "eager_cri": eager.index if eager is not None else None,
+        "speedups": speedups,
     }
     if cri.n_stacks < 2:
         figures["band"] = "invalid"
         return ClaimResult(
             CRI, Verdict.INCONCLUSIVE, f"CRI invalid: {cri.n_stacks} stack point", figures, "",
             f"need ≥ 2 stack points, got {cri.n_stacks}: report within-stack latency only",
+            subject,
         )
     band = stats.classify_cri(cri.index)
     figures["band"] = band
     pair = " vs ".join(cri.worst_pair) if cri.worst_pair else "?"
     headline = f"CRI {cri.index:.2f} over {cri.n_stacks} stacks ({pair}): {band}"
+    if comparison:
+        headline += f"; compiled speed-up {comparison}"
     scope = f"{cri.n_stacks} stack points" + ("" if eager is not None else "; no eager control")
     if eager is not None and not (eager.n_stacks >= 2 and eager.index < 0.5):
         shown = f"{eager.index:.2f}" if eager.n_stacks >= 2 else "invalid"
@@ -414,16 +431,18 @@ def latency_reproducibility(cri: Any | None, *, eager: Any | None = None) -> Cla
             CRI, Verdict.INCONCLUSIVE, headline, figures, scope,
             f"eager control CRI {shown} is not robust (< 0.5): the stacks differ beyond the "
             "compiled path",
+            subject,
         )
     if band == "robust":
-        return ClaimResult(CRI, Verdict.CERTIFIED, headline, figures, scope)
+        return ClaimResult(CRI, Verdict.CERTIFIED, headline, figures, scope, subject=subject)
     if band == "sensitive":
         return ClaimResult(CRI, Verdict.MONITOR, headline, figures, scope,
-                           "0.5 ≤ CRI < 2: report latency with the stack identity pinned")
+                           "0.5 ≤ CRI < 2: report latency with the stack identity pinned", subject)
     return ClaimResult(
         CRI, Verdict.FAIL, headline, figures, scope,
         f"CRI ≥ 2 ({band}): the latency comparison is stack-contingent and not reportable; "
         "behavioural claims are unaffected",
+        subject,
     )
 
 
