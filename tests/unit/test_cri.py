@@ -119,8 +119,8 @@ def _doc() -> dict:
         (lambda d: d["benchmarks"][0]["stats"].__setitem__("data", [1.0, -2.0]),
          "x.json: benchmarks[0].stats.data: -2.0, expected non-negative seconds"),
         (lambda d: d["benchmarks"][1]["extra_info"]["servecert"].__setitem__("path", "jit"),
-         "x.json: benchmarks[1].extra_info.servecert: path='jit', expected one of compiled, "
-         "eager, served"),
+         ("x.json: benchmarks[1].extra_info.servecert: path='jit', expected one of compiled, "
+         "eager, served")),
         (lambda d: d["servecert"].__setitem__("schema", 9),
          "x.json: servecert.schema=9, expected 1"),
         (lambda d: d.pop("datetime"), "x.json: key 'datetime' missing, expected an ISO timestamp"),
