@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import copy
 import importlib.util
+import inspect
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -134,7 +135,7 @@ def test_prefill_latency(benchmark, request, forwards, prompt_ids, path):
 
 
 @pytest.mark.parametrize("path", PATHS)
-def test_decode_latency(benchmark, request, forwards, prefilled, path):
+def test_decode_latency(benchmark, request, torch_model, forwards, prefilled, path):
     """One decode step on a 64-token KV cache (a fresh copy each round, so shapes never grow)."""
     import torch
 
@@ -145,9 +146,13 @@ def test_decode_latency(benchmark, request, forwards, prefilled, path):
     def setup() -> tuple[tuple[Any, ...], dict[str, Any]]:
         return (copy.deepcopy(cache),), {}
 
+    # transformers >= 5.24 renamed the forward argument (the old name warns)
+    params = inspect.signature(type(torch_model).forward).parameters
+    cache_arg = "cache" if "cache" in params else "past_key_values"
+
     def decode(past: Any) -> Any:
         with torch.inference_mode():
-            return forward(input_ids=next_ids, past_key_values=past, use_cache=True).logits
+            return forward(input_ids=next_ids, use_cache=True, **{cache_arg: past}).logits
 
     logits = benchmark.pedantic(decode, setup=setup, rounds=MODEL_ROUNDS,
                                 warmup_rounds=MODEL_WARMUP)
