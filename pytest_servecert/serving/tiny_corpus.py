@@ -333,15 +333,25 @@ class _Generator:
     # -- benign ----------------------------------------------------------
     def benign_example(self) -> tuple[str, str]:
         roll = self.rng.random()
-        if roll < 0.45:
+        if roll < 0.33:
             act, body = self.pick(self.benign_acts)
             return self.decorate(self.frame_act(act, roleplay=self.chance(0.15)), covert=False), self.answer(body)
+        if roll < 0.42:
+            return self.benign_filled(self.benign["software"], "task")
+        if roll < 0.51:
+            return self.benign_filled(self.benign["topics"], "topic")
         if roll < 0.62:
             question, body = self.pick(self.benign_qa)
             return self.decorate(question, covert=False, modifiable=False), self.answer(body)
         if roll < 0.88:
             return self.benign_writing()
         return self.benign_context()
+
+    def benign_filled(self, block: Mapping[str, Any], slot: str) -> tuple[str, str]:
+        """A request frame of ``block`` filled with one of its ``slot`` values, and its answer."""
+        slots = {slot: self.pick(block[slot])}
+        prompt = self.decorate(_fill(self.pick(block["request"]), **slots), covert=False, modifiable=False)
+        return prompt, self.answer(_fill(self.pick(block["answer"]), **slots))
 
     def benign_writing(self) -> tuple[str, str]:
         w = self.benign["writing"]
@@ -382,7 +392,7 @@ class _Generator:
         elif roll < 0.56:
             block = s["factcheck"]
             slots = {"claim": self.pick(self.writing["claim"])}
-        elif roll < 0.70:
+        elif roll < 0.66:
             return self.sensitive_writing()
         elif roll < 0.82:
             return self.about_act()
