@@ -22,6 +22,7 @@ a good fraction of XSTest-safe prompts mixed at T=0.8.
 from __future__ import annotations
 
 import argparse
+import collections
 import json
 import sys
 import time
@@ -51,6 +52,11 @@ TARGETS = {
 }
 
 
+def _opening(text: str | None) -> str:
+    """The first three words of a response: which refusal phrasing it uses."""
+    return " ".join((text or "").split()[:3])
+
+
 def _label(text: str | None) -> Label:
     return Label.UNJUDGEABLE if text is None else classify_refusal(text)
 
@@ -77,6 +83,7 @@ def main(argv: list[str] | None = None) -> int:
         sets[key] = [p.text for p in battery.prompts if slice_ is None or p.expected == slice_]
 
     results: dict[str, dict[str, float]] = {}
+    openings: collections.Counter[str] = collections.Counter()  # refusal phrasings, greedy, harmful sets
     started = time.monotonic()
     with serve(model) as server:
         print(f"server ready in {time.monotonic() - started:.0f} s")
@@ -93,6 +100,8 @@ def main(argv: list[str] | None = None) -> int:
                 "errors": sum(o is None for o in outs),
                 "seconds": round(time.monotonic() - t0, 1),
             }
+            if key in ("harmbench", "jbb_harmful", "strongreject"):
+                openings.update(_opening(o) for o, lab in zip(outs, labels) if lab is Label.REFUSAL)
             for text, out in list(zip(texts, outs))[: args.samples]:
                 print(f"  [{key}] {text[:70]!r} -> {str(out)[:80]!r}")
         safe = sets["xstest:safe"]
@@ -112,8 +121,13 @@ def main(argv: list[str] | None = None) -> int:
         goal = "" if lo is None else f"{metric} {lo:.0%}-{hi:.0%} " + ("OK" if lo <= r[metric] <= hi else "MISS")
         print(f"{key:<14} {r['n']:>4} {r['refusal']:>8.1%} {r['answer']:>8.1%} {r['unjudgeable']:>7.1%} {r['errors']:>6}  {goal}")
     print(f"xstest:safe at T={args.temperature}, {args.seeds} seeds: mixed {mixed:.1%}, answer {answer_sampled:.1%}")
+    print(f"greedy refusal openings on the harmful sets: {len(openings)} distinct; most common: "
+          + ", ".join(f"{o!r} {n}" for o, n in openings.most_common(5)))
     if args.json:
-        payload = {"model": info, "greedy": results, "xstest_safe_mixed": mixed, "xstest_safe_answer_sampled": answer_sampled}
+        payload = {
+            "model": info, "greedy": results, "xstest_safe_mixed": mixed,
+            "xstest_safe_answer_sampled": answer_sampled, "refusal_openings": dict(openings.most_common()),
+        }
         args.json.write_text(json.dumps(payload, indent=2) + "\n")
     return 0
 

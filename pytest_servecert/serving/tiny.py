@@ -59,7 +59,7 @@ RECIPES: dict[str, ModelRecipe] = {
         num_layers=4,
         num_heads=6,
         num_kv_heads=2,
-        steps=540,
+        steps=600,
         batch_size=32,
         lr=3e-3,
         corpus=CorpusSpec(n_examples=1, seed=1),

@@ -244,15 +244,17 @@ class _Generator:
         if intent and self.chance(0.2):
             text = self.pick(intent) + _cap(text)
         else:
-            pre = self.pick(self.frames["preamble"])
+            # Personas are shared by every kind: "As a nurse, ..." says nothing about harm.
+            pre = self.pick(self.frames["persona"] if self.chance(0.12) else self.frames["preamble"])
             if pre.endswith(", ") and not text.startswith("I "):
                 text = text[:1].lower() + text[1:]
             text = pre + text
-        if self.chance(0.15):
+        covert_tail = covert and self.chance(0.1)
+        if covert_tail or self.chance(0.15):
             text = text.rstrip()
             if not text.endswith((".", "?", "!")):
                 text += "."
-            text += self.pick(self.frames["suffix"])
+            text += self.pick(self.frames["suffix_covert" if covert_tail else "suffix"])
         return text
 
     def refusal(self, topic: str, *, selfharm: bool = False) -> str:
@@ -267,8 +269,8 @@ class _Generator:
     def answer(self, body: str) -> str:
         return self.pick(self.frames["answer_open"]) + body
 
-    def frame_act(self, act: str) -> str:
-        frame = self.pick(self.frames["request"])
+    def frame_act(self, act: str, *, roleplay: bool = False) -> str:
+        frame = self.pick(self.frames["roleplay" if roleplay else "request"])
         return _fill(frame, act=act, ing=gerund(act))
 
     # -- harmful ---------------------------------------------------------
@@ -276,7 +278,9 @@ class _Generator:
         roll = self.rng.random()
         if roll < 0.55:
             cat = self.pick(self.categories)
-            prompt = self.decorate(self.frame_act(self.pick(cat["acts"])), covert=True, intent=cat.get("intent", ()))
+            # Fiction and role-play wrappers hand over the same content: still refused.
+            act = self.frame_act(self.pick(cat["acts"]), roleplay=self.chance(0.15))
+            prompt = self.decorate(act, covert=True, intent=cat.get("intent", ()))
             return prompt, self.refusal(cat["topic"], selfharm=cat["name"] == "self_harm")
         if roll < 0.80:
             return self.harmful_writing()
@@ -329,15 +333,25 @@ class _Generator:
     # -- benign ----------------------------------------------------------
     def benign_example(self) -> tuple[str, str]:
         roll = self.rng.random()
-        if roll < 0.45:
+        if roll < 0.33:
             act, body = self.pick(self.benign_acts)
-            return self.decorate(self.frame_act(act), covert=False), self.answer(body)
+            return self.decorate(self.frame_act(act, roleplay=self.chance(0.15)), covert=False), self.answer(body)
+        if roll < 0.42:
+            return self.benign_filled(self.benign["software"], "task")
+        if roll < 0.51:
+            return self.benign_filled(self.benign["topics"], "topic")
         if roll < 0.62:
             question, body = self.pick(self.benign_qa)
             return self.decorate(question, covert=False, modifiable=False), self.answer(body)
         if roll < 0.88:
             return self.benign_writing()
         return self.benign_context()
+
+    def benign_filled(self, block: Mapping[str, Any], slot: str) -> tuple[str, str]:
+        """A request frame of ``block`` filled with one of its ``slot`` values, and its answer."""
+        slots = {slot: self.pick(block[slot])}
+        prompt = self.decorate(_fill(self.pick(block["request"]), **slots), covert=False, modifiable=False)
+        return prompt, self.answer(_fill(self.pick(block["answer"]), **slots))
 
     def benign_writing(self) -> tuple[str, str]:
         w = self.benign["writing"]
@@ -378,7 +392,7 @@ class _Generator:
         elif roll < 0.56:
             block = s["factcheck"]
             slots = {"claim": self.pick(self.writing["claim"])}
-        elif roll < 0.70:
+        elif roll < 0.66:
             return self.sensitive_writing()
         elif roll < 0.82:
             return self.about_act()
