@@ -39,8 +39,12 @@ def _in_memory_run(tmp_path_factory):
 
 
 @pytest.fixture
-def suite(pytester: pytest.Pytester) -> pytest.Pytester:
+def suite(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> pytest.Pytester:
     """A checkout-like directory: servecert.toml, the real certification tests, fake certify."""
+    # The inner run is a standalone pytest even when this test runs in an xdist worker
+    # (plugins such as syrupy read these to decide whether to print their report).
+    for name in ("PYTEST_XDIST_WORKER", "PYTEST_XDIST_WORKER_COUNT", "PYTEST_XDIST_TESTRUNUID"):
+        monkeypatch.delenv(name, raising=False)
     pytester.syspathinsert(HERE)
     (pytester.path / "servecert.toml").write_text(CONFIG)
     certifications = pytester.path / "certifications"
