@@ -166,8 +166,10 @@ def _say(config: pytest.Config, message: str) -> None:
     if capture is not None:
         with capture.global_and_fixture_disabled():
             reporter.write_line(message)
+            reporter.flush()  # a CI log (a pipe, block-buffered) shows each line as it happens
     else:
         reporter.write_line(message)
+        reporter.flush()
 
 
 @pytest.fixture(scope="session")
