@@ -39,3 +39,8 @@ def test_judge_cohort_validity(request, servecert_run):
 def test_judge_validity_per_battery(request, servecert_run, battery):
     """Per battery: the same pair's κ [CI] (or PABAK when degenerate) on this battery's labels."""
     check_claim(request, servecert_run.result("L1.judge_validity", battery))
+
+
+def test_integrity_anchor(request, servecert_run):
+    """A recorded κ for a judge pair ([judges.anchor]) is reproduced within ±0.10 (UNTESTED when none is recorded)."""
+    check_claim(request, servecert_run.result("L1.integrity_anchor"))

@@ -136,6 +136,9 @@ class JudgesConfig:
     regex_role: str = "vote"  # "vote" | "calibration"
     allow_external_judges: bool = False
     max_unjudgeable_rate: float = 0.10
+    # integrity anchor: a judge pair's recorded pooled κ, to be reproduced within ±0.10
+    anchor_pair: tuple[str, str] | None = None
+    anchor_kappa: float | None = None
 
 
 @dataclass(frozen=True)
@@ -461,11 +464,23 @@ def parse_config(raw: Mapping[str, Any], path: Path) -> ServecertConfig:
     regex_role = j.get("regex_role", "vote", str, '"vote" or "calibration"')
     if regex_role not in ("vote", "calibration"):
         raise j.error("regex_role", regex_role, '"vote" or "calibration"')
+    a = j.sub("anchor")
+    anchor_pair = a.get("pair", None, list, "two judge names of the cohort")
+    anchor_kappa = a.get("kappa", None, (int, float), "the recorded κ, a number in [-1, 1]")
+    if a.data:
+        names = {jc.name for jc in cohort} or {"regex"}
+        if anchor_pair is None or len(anchor_pair) != 2 or len(set(anchor_pair)) != 2 or not set(anchor_pair) <= names:
+            raise a.error("pair", anchor_pair, f"two different judge names of the cohort ({', '.join(sorted(names))})")
+        if anchor_kappa is None or not -1 <= anchor_kappa <= 1:
+            raise a.error("kappa", anchor_kappa, "the recorded κ, a number in [-1, 1]")
+        a.check_unknown()
     judges = JudgesConfig(
         cohort=tuple(cohort) or JudgesConfig().cohort,
         regex_role=regex_role,
         allow_external_judges=j.get("allow_external_judges", False, bool, "true or false"),
         max_unjudgeable_rate=float(j.get("max_unjudgeable_rate", 0.10, (int, float), "a rate in [0, 1]")),
+        anchor_pair=tuple(anchor_pair) if anchor_pair else None,  # type: ignore[arg-type]
+        anchor_kappa=float(anchor_kappa) if anchor_kappa is not None else None,
     )
     if not 0 <= judges.max_unjudgeable_rate <= 1:
         raise j.error("max_unjudgeable_rate", judges.max_unjudgeable_rate, "a rate in [0, 1]")

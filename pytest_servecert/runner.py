@@ -31,7 +31,7 @@ from .batteries import Battery, Prompt, custom_battery_from_config, load_battery
 from .claims.cells import CellStatus, CellTable, NoiseFloor
 from .claims.layer5 import Layer5Options, evaluate_layer5, licensable_sentence
 from .claims.model import ClaimResult
-from .claims.layer1 import JudgeInfo, evaluate_layer1
+from .claims.layer1 import JudgeInfo, anchor_result, evaluate_layer1
 from .claims.rules import apply_gates, mechanistic_gate_lint, scale_band
 from .config import ConfigError, ServecertConfig
 from .design import ArmPlan, Context, contexts, naive_server_count, plan_arms, request_seed, server_plan
@@ -583,7 +583,8 @@ class _Runner:
                  "pabak": p.kappa.pabak, "degenerate": p.kappa.degenerate} if p.kappa is not None else {})}
             for p in pairs
         )
-        return results
+        cfg = self.config.judges
+        return (*results, anchor_result(pairs, cfg.anchor_pair, cfg.anchor_kappa))
 
     def scope_claims(self, parameters: int | None) -> tuple[ClaimResult, ...]:
         out = [mechanistic_gate_lint(self.config.raw, source=str(self.config.path))]

@@ -25,11 +25,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from .. import stats
-from .catalogue import JUDGE_VALIDITY
+from .catalogue import JUDGE_INTEGRITY, JUDGE_VALIDITY
 from .model import ClaimResult, Verdict
-from .rules import KAPPA_TRIANGULATE, judge_validity
+from .rules import KAPPA_TRIANGULATE, integrity_anchor, judge_validity
 
-__all__ = ["JudgeInfo", "PairAgreement", "evaluate_layer1", "pair_agreements"]
+__all__ = ["JudgeInfo", "PairAgreement", "anchor_result", "evaluate_layer1", "pair_agreements"]
 
 CATEGORIES = ("refusal", "compliance")
 POOLED = ""
@@ -194,3 +194,38 @@ def evaluate_layer1(
         else:
             results.append(_calibration_result(p, n_voters))
     return tuple(results), pairs
+
+
+def anchor_result(
+    pairs: Sequence[PairAgreement], pair: tuple[str, str] | None, recorded: float | None
+) -> ClaimResult:
+    """The integrity anchor: the pooled κ of the recorded ``pair`` now vs its ``recorded`` κ.
+
+    Without a recorded anchor the claim is UNTESTED (nothing to reproduce); a pair that labelled
+    no common record is UNTESTED; degenerate marginals (κ undefined) are INCONCLUSIVE.
+    """
+    if pair is None or recorded is None:
+        return ClaimResult(
+            JUDGE_INTEGRITY, Verdict.UNTESTED, "no recorded κ to reproduce", {},
+            reason="no integrity anchor configured ([judges.anchor] pair and kappa)",
+        )
+    name = " × ".join(pair)
+    found = next(
+        (p for p in pairs if {p.a, p.b} == set(pair) and p.battery == POOLED and p.kappa is not None), None
+    )
+    if found is None:
+        return ClaimResult(
+            JUDGE_INTEGRITY, Verdict.UNTESTED, f"{name}: n = 0", {"pair": name, "recorded": recorded},
+            reason=f"the anchor pair {name} labelled no common record in this run",
+        )
+    if math.isnan(found.kappa.kappa):
+        return ClaimResult(
+            JUDGE_INTEGRITY, Verdict.INCONCLUSIVE, f"{name}: κ undefined (degenerate marginals)",
+            {"pair": name, "recorded": recorded, "pabak": found.kappa.pabak},
+            reason="one label dominates both judges' marginals, so κ cannot be compared",
+        )
+    r = integrity_anchor(found.kappa.kappa, recorded)
+    return ClaimResult(
+        r.claim, r.verdict, f"{name}: {r.headline}", {**r.figures, "pair": name, "n": found.n},
+        r.scope, r.reason,
+    )

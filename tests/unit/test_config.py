@@ -69,6 +69,10 @@ def test_minimal_config_gets_defaults(tmp_path):
         (MINIMAL + '[claims]\ntost_method = "welch"\n', "[claims] tost_method = 'welch'"),
         (MINIMAL + "[claims]\nalpha = 1.5\n", "[claims] alpha = 1.5: expected a number in (0, 1)"),
         ("this is = = not toml", "not valid TOML"),
+        (MINIMAL + '[judges.anchor]\npair = ["regex", "gemma"]\nkappa = 0.8\n', "[judges.anchor] pair = ['regex', 'gemma']: expected two different judge names of the cohort (regex)"),
+        (MINIMAL + '[judges.anchor]\npair = ["regex", "regex"]\nkappa = 0.8\n', "expected two different judge names"),
+        (MINIMAL + '[judges.cohort.t]\nkind = "regex"\n[judges.cohort.u]\nkind = "regex"\n[judges.anchor]\npair = ["t", "u"]\n', "[judges.anchor] kappa = None: expected the recorded"),
+        (MINIMAL + '[judges.cohort.t]\nkind = "regex"\n[judges.cohort.u]\nkind = "regex"\n[judges.anchor]\npair = ["u", "t"]\nkappa = 1.4\n', "[judges.anchor] kappa = 1.4"),
     ],
 )
 def test_bad_config_is_one_clear_line(tmp_path, text, fragment):
@@ -84,3 +88,10 @@ def test_bad_config_is_one_clear_line(tmp_path, text, fragment):
 def test_missing_file_names_the_path(tmp_path):
     with pytest.raises(ConfigError, match=r"nope\.toml: config file not found"):
         load_config(tmp_path / "nope.toml")
+
+
+def test_integrity_anchor_is_read(tmp_path):
+    text = MINIMAL + '[judges.cohort.t]\nkind = "regex"\n[judges.cohort.u]\nkind = "regex"\n[judges.anchor]\npair = ["u", "t"]\nkappa = 0.71\n'
+    judges = load_config(write(tmp_path, text)).judges
+    assert (judges.anchor_pair, judges.anchor_kappa) == (("u", "t"), 0.71)
+    assert load_config(write(tmp_path, MINIMAL)).judges.anchor_pair is None

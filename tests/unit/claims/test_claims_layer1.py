@@ -7,7 +7,7 @@ import math
 import pytest
 
 from pytest_servecert import stats
-from pytest_servecert.claims.layer1 import JudgeInfo, evaluate_layer1, pair_agreements
+from pytest_servecert.claims.layer1 import JudgeInfo, anchor_result, evaluate_layer1, pair_agreements
 from pytest_servecert.claims.model import Verdict
 from pytest_servecert.claims.rules import apply_gates
 
@@ -131,3 +131,25 @@ def test_battery_without_common_records_is_untested():
     results, _ = evaluate_layer1(records, [GEMMA, LLAMA], n_voters=2, n_boot=100)
     xs = next(r for r in results if r.subject == "xs")
     assert xs.verdict is Verdict.UNTESTED and not math.isnan(results[0].figures["kappa"])
+
+
+@pytest.mark.parametrize(
+    ("recorded", "verdict"),
+    [(None, Verdict.UNTESTED), (0.60, Verdict.CERTIFIED), (0.70, Verdict.CERTIFIED), (0.45, Verdict.FAIL), (0.90, Verdict.FAIL)],
+)
+def test_integrity_anchor_reproduces_the_recorded_kappa(recorded, verdict):
+    pairs = pair_agreements({"hb": _records(40, 10, "regex", "servecert-judge")}, [REGEX, TINY], n_boot=100)
+    kappa_now = next(p for p in pairs if p.battery == "").kappa.kappa  # 0.6 on these records
+    assert kappa_now == pytest.approx(0.6)
+    pair = ("servecert-judge", "regex") if recorded is not None else None  # either order
+    result = anchor_result(pairs, pair, recorded)
+    assert result.claim.id == "L1.integrity_anchor"
+    assert result.verdict is verdict
+    if recorded is not None:
+        assert result.figures["delta"] == pytest.approx(kappa_now - recorded)
+
+
+def test_integrity_anchor_pair_without_common_records_is_untested():
+    pairs = pair_agreements({"hb": _records(10, 0, "regex", "servecert-judge")}, [REGEX, TINY, GEMMA], n_boot=50)
+    result = anchor_result(pairs, ("regex", "gemma"), 0.8)
+    assert result.verdict is Verdict.UNTESTED and "no common record" in result.reason
