@@ -4,10 +4,10 @@ gates the latency claims on the CRI computed from the saved runs.
 Two ``pytest certifications/test_layer3_cri.py -m layer3`` subprocesses run the real compiled
 and eager prefill/decode benchmarks of servecert-tiny into one pytest-benchmark storage. Both
 compile with the ``aot_eager`` backend (dynamo graphs without inductor's C++ compilation, ~20 s
-per run; the ``eager`` backend was measured far slower here) and differ only by their stack
-label: a *declared* stack point on one torch, not a dependency bump. The real two-torch
-perturbation is the ``layer3`` / ``layer3-torch214`` tox envs (README, "Layer 3").
-The vLLM benchmarks are deselected here (tests/integration boots vLLM elsewhere).
+per run on a quiet machine) and differ only by their stack label: a *declared* stack point on
+one torch, not a dependency bump. The real two-torch perturbation is the ``layer3`` /
+``layer3-torch214`` tox envs (README, "Layer 3"). The vLLM benchmarks are deselected here
+(tests/integration boots vLLM elsewhere).
 """
 
 from __future__ import annotations
