@@ -20,6 +20,7 @@ import pytest
 
 from pytest_servecert import cri
 from pytest_servecert.claims.model import Verdict
+from pytest_servecert.serving.tiny import cache_root
 
 pytestmark = [pytest.mark.integration, pytest.mark.xdist_group("layer3")]
 
@@ -45,14 +46,16 @@ def _run(pytester: pytest.Pytester, label: str, backend: str) -> tuple[pytest.Ru
     return result, claims
 
 
+# Read at import, with the real HOME: pytester moves HOME before any fixture of the test runs.
+MODEL_CACHE = cache_root().parent
+
+
 @pytest.fixture
 def unpinned(monkeypatch: pytest.MonkeyPatch) -> None:
-    from pytest_servecert.serving.tiny import cache_root
-
     # pytest-benchmark disables itself when it sees an xdist worker in the environment
     monkeypatch.delenv("PYTEST_XDIST_WORKER", raising=False)
-    # pytester moves HOME: point the subprocesses at the built model, or they rebuild it
-    monkeypatch.setenv("SERVECERT_CACHE_DIR", str(cache_root().parent))
+    # point the subprocesses at the built model, or they rebuild it under pytester's HOME
+    monkeypatch.setenv("SERVECERT_CACHE_DIR", str(MODEL_CACHE))
 
 
 def test_two_saved_stacks_gate_the_latency_claims(pytester: pytest.Pytester, unpinned) -> None:
