@@ -56,4 +56,7 @@ def assert_verdicts_match(snapshot: Any, results: Iterable[ClaimResult]) -> None
             f"NOT RUN: no verdict baseline at {location}; record this run's verdicts with "
             "--snapshot-update (`tox -e certify -- --snapshot-update`) and commit it"
         )
-    assert snap == verdict_table(results)
+    if not snap == verdict_table(results):
+        # Explicit, so the diff shows whether or not pytest rewrote this module's asserts
+        # (an editable install of the plugin is not rewritten).
+        pytest.fail("\n".join(["verdicts differ from the baseline: [- snapshot] vs [+ received]", *snap.get_assert_diff()]), pytrace=False)

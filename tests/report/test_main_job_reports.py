@@ -8,6 +8,7 @@ the HTML written side by side, claim ids in JUnit XML, and the verdict-snapshot 
 from __future__ import annotations
 
 import json
+import re
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
@@ -62,6 +63,13 @@ def run(suite: pytest.Pytester, *args: str) -> pytest.RunResult:
     return suite.runpytest("certifications", "-m", "layer5", "-p", "no:cacheprovider", "-rfEs", *args)
 
 
+def run_apart(suite: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, *args: str) -> pytest.RunResult:
+    """``run`` in a fresh interpreter: plugins that keep module-level state (syrupy's session)
+    see only this run, as in a user's CI job."""
+    monkeypatch.setenv("PYTHONPATH", f"{HERE}:{suite.path}")
+    return suite.runpytest_subprocess("certifications", "-m", "layer5", "-p", "no:cacheprovider", "-rfEs", *args)
+
+
 def test_main_job_prints_ladder_sentence_and_writes_certificate_and_html(suite: pytest.Pytester) -> None:
     result = run(suite)
     out = result.stdout.str()
@@ -114,10 +122,10 @@ def test_junit_xml_carries_claim_ids(suite: pytest.Pytester) -> None:
     assert len(claims) == 2 * (5 + 6) + 2
 
 
-def test_snapshot_workflow(suite: pytest.Pytester) -> None:
+def test_snapshot_workflow(suite: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> None:
     """--snapshot-update writes the baseline; the same verdicts pass; a changed verdict fails
     with a diff naming the claim."""
-    first = run(suite, "--snapshot-update")
+    first = run_apart(suite, monkeypatch, "--snapshot-update")
     first.stdout.fnmatch_lines(["*1 snapshot generated*"])
     snapshot = suite.path / "certifications/__snapshots__/test_verdict_snapshot/test_verdicts_match_baseline.json"
     table = json.loads(snapshot.read_text())
@@ -127,22 +135,23 @@ def test_snapshot_workflow(suite: pytest.Pytester) -> None:
     assert table["L2.no_mechanistic_gate"].startswith("verdict=CERTIFIED; tier=Forbidden;")
     assert "figures" not in snapshot.read_text() and "Δ" not in snapshot.read_text()
 
-    same = run(suite)
+    same = run_apart(suite, monkeypatch)
     same.stdout.fnmatch_lines(["*1 snapshot passed*"])
-    assert "test_verdicts_match_baseline PASSED" in run(suite, "-v").stdout.str()
+    assert "test_verdicts_match_baseline PASSED" in run_apart(suite, monkeypatch, "-v").stdout.str()
 
     (suite.path / "degraded.txt").write_text("1")  # the "new stack" moves harmful refusals
-    changed = run(suite)
+    changed = run_apart(suite, monkeypatch)
     assert changed.ret == pytest.ExitCode.TESTS_FAILED
-    out = changed.stdout.str()
+    out = re.sub(r"\x1b\[[0-9;]*m", "", changed.stdout.str())  # syrupy colours its diff
     assert "FAILED certifications/test_verdict_snapshot.py::test_verdicts_match_baseline" in out
     assert "1 snapshot failed" in out
     # syrupy's diff: the baseline line and the new line of the harmful-core claim
-    diff = out[out.index("assert [- snapshot] == [+ received]"):]
+    assert "[- snapshot]" in out and "[+ received]" in out
+    diff = out[out.index("[- snapshot]"):]
     assert '-   "L5.harmful_core[spec_draft]": "verdict=CERTIFIED; tier=Supported;' in diff
     assert '+   "L5.harmful_core[spec_draft]": "verdict=FAIL; tier=Supported;' in diff
 
-    accepted = run(suite, "--snapshot-update")
+    accepted = run_apart(suite, monkeypatch, "--snapshot-update")
     accepted.stdout.fnmatch_lines(["*1 snapshot updated*"])
     assert json.loads(snapshot.read_text())["L5.harmful_core[spec_draft]"].startswith("verdict=FAIL;")
 
