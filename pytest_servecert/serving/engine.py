@@ -561,13 +561,20 @@ class ProcessServer(Server):
 
     def __init__(
         self,
-        spec: ServerSpec,
+        spec: ServerSpec | str | os.PathLike[str],
         *,
+        args: Sequence[str] = (),
+        env: Mapping[str, str] | None = None,
         start_timeout_s: float = 420.0,
         workdir: Path | str | None = None,
         stop_grace_s: float = 15.0,
         poll_interval_s: float = 0.25,
     ) -> None:
+        # A model path with args/env is shorthand for this engine's ServerSpec.
+        if not isinstance(spec, ServerSpec):
+            spec = ServerSpec(self.engine, os.fspath(spec), args=tuple(args), env=tuple((env or {}).items()))
+        elif args or env:
+            raise TypeError(f"{type(self).__name__}: pass args/env in the ServerSpec, not beside it")
         super().__init__(spec)
         if start_timeout_s <= 0:
             raise ValueError(

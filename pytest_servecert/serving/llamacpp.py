@@ -225,22 +225,6 @@ class LlamaCppServer(ProcessServer):
     # The model is loaded before the HTTP server listens; there is no /health.
     ready_paths: ClassVar[tuple[str, ...]] = ("/v1/models",)
 
-    def __init__(
-        self,
-        spec: ServerSpec | str | os.PathLike[str],
-        *,
-        args: Sequence[str] = (),
-        env: Mapping[str, str] | None = None,
-        **options: Any,
-    ) -> None:
-        if not isinstance(spec, ServerSpec):
-            spec = ServerSpec(
-                "llamacpp", os.fspath(spec), args=tuple(args), env=tuple((env or {}).items())
-            )
-        elif args or env:
-            raise TypeError("LlamaCppServer: pass args/env in the ServerSpec, not beside it")
-        super().__init__(spec, **options)
-
     @classmethod
     def argv_for(cls, spec: ServerSpec, *, host: str, port: int) -> list[str]:
         return llamacpp_argv(spec, host=host, port=port)

@@ -179,22 +179,6 @@ class VLLMServer(ProcessServer):
 
     engine: ClassVar[str] = "vllm"
 
-    def __init__(
-        self,
-        spec: ServerSpec | str | os.PathLike[str],
-        *,
-        args: Sequence[str] = (),
-        env: Mapping[str, str] | None = None,
-        **options: Any,
-    ) -> None:
-        if not isinstance(spec, ServerSpec):
-            spec = ServerSpec(
-                "vllm", os.fspath(spec), args=tuple(args), env=tuple((env or {}).items())
-            )
-        elif args or env:
-            raise TypeError("VLLMServer: pass args/env in the ServerSpec, not beside it")
-        super().__init__(spec, **options)
-
     @classmethod
     def argv_for(cls, spec: ServerSpec, *, host: str, port: int) -> list[str]:
         return vllm_argv(spec, host=host, port=port)
