@@ -128,15 +128,20 @@ def test_max_num_seqs_bounds_the_running_batch(
 
     def watch() -> None:
         nonlocal peak
-        while not stop.wait(0.05):
+        while not stop.is_set():
             peak = max(peak, serving.metric(server, "vllm:num_requests_running"))
 
+    # Enough work (48 sampled answers, 16 in flight) that the watcher sees the batch even on a
+    # fast machine: 8 greedy answers finished between two polls in a CI run.
+    load = [
+        ChatRequest(key=f"{r.key}-{seed}", prompt=r.prompt, max_tokens=64, temperature=1.0, seed=seed)
+        for seed in range(6)
+        for r in serving.chat_requests("plain")
+    ]
     watcher = threading.Thread(target=watch)
     watcher.start()
     try:
-        answers = serving.texts(
-            server, serving.chat_requests("plain", max_tokens=32), concurrency=8
-        )
+        answers = serving.texts(server, load, concurrency=16)
     finally:
         stop.set()
         watcher.join()
