@@ -88,9 +88,9 @@ def run_sampler(
     sampler = Sampler(
         server.base_url, server.served_model_name, concurrency=concurrency, progress=False
     )
-    t0 = time.perf_counter()
+    t0, cpu0 = time.perf_counter(), time.process_time()
     results = list(sampler.iter_sample(requests, health_check=server.check_alive))
-    wall = time.perf_counter() - t0
+    wall, cpu = time.perf_counter() - t0, time.process_time() - cpu0
     errors = [r for r in results if not r.ok]
     if errors:
         raise SystemExit(f"sampler: {len(errors)} errors, first: {errors[0].error}")
@@ -100,6 +100,8 @@ def run_sampler(
         "tokens_per_s": tokens / wall,
         "seconds": wall,
         "tokens": tokens,
+        # the client's own CPU: on a 2-core machine it is taken from the server
+        "client_cpu_ms_per_request": 1000 * cpu / len(results),
     }
 
 
@@ -175,6 +177,8 @@ def run_vllm_bench(
 
 def _row(concurrency: int, client: str, m: dict[str, float], ratio: float | None = None) -> None:
     tail = f" {ratio:>6.3f}" if ratio is not None else ""
+    if "client_cpu_ms_per_request" in m:
+        tail += f"   client CPU {m['client_cpu_ms_per_request']:.2f} ms/request"
     line = (
         f"{concurrency:>4} {client:<12} {m['requests_per_s']:>8.2f} {m['tokens_per_s']:>8.1f}{tail}"
     )
