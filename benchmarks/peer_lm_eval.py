@@ -19,10 +19,11 @@ axis), two clients take turns ``--repeats`` times on that server:
   task index, model set-up, task build (dataset load), request construction, the HTTP phase,
   and what follows it; and the client CPU seconds spent in the HTTP phase.
 
-Printed: per run, wall seconds, answers/s and client CPU seconds; per concurrency the medians and
-the ratio lm-eval wall / runner wall (target >= 1.5); lm-eval's phase split; how many answers
-each client got and how many are byte-identical between the two (both are greedy on the same
-server). lm-eval needs no network here: the dataset is a local file and the hub is set offline.
+Printed: per run, wall seconds, the HTTP phase (runner: sampling + SQLite writes; lm-eval: first
+request to last answer), answers/s and client CPU seconds; per concurrency the medians and the
+ratio lm-eval wall / runner wall (target >= 1.5); lm-eval's phase split; client CPU per answer;
+how many answers each client got and how many are byte-identical between the two (both are greedy
+on the same server). lm-eval needs no network here: the dataset is a local file, the hub is offline.
 
 Usage::
 
@@ -361,6 +362,7 @@ def run_lm_eval(
             f"lm-eval exited {proc.returncode} at concurrency {concurrency}: {tail[0]}"
         )
     texts, sent = read_samples(out)
+    split = phases(json.loads(probe.read_text()), launched, launched + wall)
     cpu = (usage1.ru_utime - usage0.ru_utime) + (usage1.ru_stime - usage0.ru_stime)
     return {
         "wall_s": wall,
@@ -368,7 +370,8 @@ def run_lm_eval(
         "answers": len(texts),
         "texts": texts,
         "sent": sent,
-        "phases": phases(json.loads(probe.read_text()), launched, launched + wall),
+        "sampling_s": split["spans"]["HTTP (all requests)"],
+        "phases": split,
     }
 
 
@@ -468,10 +471,14 @@ def same_messages(workload: Workload, sent: dict[str, Any]) -> int:
 
 def print_run(concurrency: int, repeat: int, client: str, m: dict[str, Any]) -> None:
     print(
-        f"{concurrency:>4} {repeat:>3} {client:<8} {m['wall_s']:>8.2f} "
+        f"{concurrency:>4} {repeat:>3} {client:<8} {m['wall_s']:>8.2f} {m['sampling_s']:>8.2f} "
         f"{m['answers'] / m['wall_s']:>8.2f} {m['cpu_s']:>8.2f} {m['answers']:>7}",
         flush=True,
     )
+
+
+def _numbers(run: dict[str, Any]) -> dict[str, float]:
+    return {k: v for k, v in run.items() if isinstance(v, float)}
 
 
 def summarize(concurrency: int, ours: list[dict], peer: list[dict]) -> dict[str, Any]:
@@ -493,8 +500,8 @@ def summarize(concurrency: int, ours: list[dict], peer: list[dict]) -> dict[str,
         "lm_eval_http_cpu_s": statistics.median(r["phases"]["http_cpu_s"] for r in peer),
         "lm_eval_task_index_s": statistics.median(r["phases"]["task_index_s"] for r in peer),
         "lm_eval_phases": spans,
-        "runner_runs_s": [r["wall_s"] for r in ours],
-        "lm_eval_runs_s": [r["wall_s"] for r in peer],
+        "runner_runs": [_numbers(r) for r in ours],
+        "lm_eval_runs": [_numbers(r) | {"phases": r["phases"]["spans"]} for r in peer],
         "answers": {
             "runner": [r["answers"] for r in ours],
             "lm_eval": [r["answers"] for r in peer],
@@ -526,7 +533,7 @@ def print_summary(report: dict[str, Any]) -> None:
     line("ratio, HTTP phases only", [r["ratio_http"] for r in rows])
     first = report["runner_import_s"]
     line(
-        f"ratio if the runner paid its start ({first:.1f} s)",
+        f"ratio incl. runner start ({first:.1f} s)",
         [r["lm_eval_wall_s"] / (r["runner_wall_s"] + first) for r in rows],
     )
     print(f"\nlm-eval wall s by phase (median){'':<8}{cols}")
@@ -591,8 +598,8 @@ def measure(args: argparse.Namespace, workload: Workload, version: str) -> dict[
         )  # warm-up
         stack_fp = server.stack_identity().fingerprint
         print(
-            f"{'conc':>4} {'run':>3} {'client':<8} {'wall s':>8} {'ans/s':>8} {'cpu s':>8} "
-            f"{'answers':>7}"
+            f"{'conc':>4} {'run':>3} {'client':<8} {'wall s':>8} {'HTTP s':>8} {'ans/s':>8} "
+            f"{'cpu s':>8} {'answers':>7}"
         )
         for concurrency in args.concurrency:
             ours, peer = [], []
