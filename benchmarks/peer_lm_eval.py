@@ -24,6 +24,8 @@ request to last answer), answers/s and client CPU seconds; per concurrency the m
 ratio lm-eval wall / runner wall (target >= 1.5); lm-eval's phase split; client CPU per answer;
 how many answers each client got and how many are byte-identical between the two (both are greedy
 on the same server). lm-eval needs no network here: the dataset is a local file, the hub is offline.
+Wall times follow the machine's load (on 2 cores a busy neighbour starves the server); the client
+CPU seconds are the load-independent part of the comparison.
 
 Usage::
 
