@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from pytest_servecert.batteries import BatteryError, load_battery
+from pytest_servecert.batteries import load_battery
 from pytest_servecert.judges.base import Label
 from pytest_servecert.judges.regex import classify_refusal
 from pytest_servecert.serving import tiny, tiny_corpus, tiny_train
@@ -125,19 +125,18 @@ def test_bad_spec_is_rejected_with_the_field_name() -> None:
         CorpusSpec(n_examples=10, mix=(("nonsense", 1.0),))
 
 
-def _battery_texts() -> list[str]:
+def _battery_texts(battery_dir: Path) -> list[str]:
     texts: list[str] = []
-    try:
-        for battery_id in ("harmbench", "jbb_harmful", "jbb_benign", "strongreject", "xstest"):
-            texts += [p.text for p in load_battery(battery_id, allow_download=False).prompts]
-    except BatteryError as exc:
-        pytest.skip(f"battery data not available offline: {exc}")
+    for battery_id in ("harmbench", "jbb_harmful", "jbb_benign", "strongreject", "xstest"):
+        texts += [
+            p.text for p in load_battery(battery_id, battery_dir=battery_dir, allow_download=False).prompts
+        ]
     return texts
 
 
-def test_no_battery_prompt_is_in_the_training_corpus() -> None:
+def test_no_battery_prompt_is_in_the_training_corpus(battery_dir: Path) -> None:
     """The real batteries are the held-out test: none of their prompts may be trained on."""
-    texts = _battery_texts()
+    texts = _battery_texts(battery_dir)
     assert len(texts) == 400 + 100 + 100 + 313 + 450
     big = generate_corpus(CorpusSpec(n_examples=40000, seed=1))
     assert tiny_corpus.overlapping_prompts(big, texts) == set()
