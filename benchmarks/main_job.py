@@ -17,7 +17,7 @@ certificate it writes and from outside the process:
 Usage::
 
     python benchmarks/main_job.py [--fresh-model]            # target 7 and 3 (default config)
-    python benchmarks/main_job.py --prompts-per-cell 84      # target 5: 10,080 responses
+    python benchmarks/main_job.py --config benchmarks/memory-10k.toml   # target 5: 10,350 responses
     python benchmarks/main_job.py --prompts-per-cell 8 --recertify   # target 4
 
 ``--fresh-model`` builds servecert-tiny (target, draft, judge) into an empty model cache first, so
