@@ -303,7 +303,7 @@ _PYDANTIC_HEAD = re.compile(r"^\d+ validation errors? for (?P<model>\w+)")
 # Wrappers that only point elsewhere ("See root cause above"): never the reason.
 _WRAPPER = re.compile(
     r"see root cause above|engine core initialization failed|enginecore failed to start"
-    r"|engine process failed to start|^\s*$",
+    r"|engine process failed to start|see stack trace \(above\) for the root cause|^\s*$",
     re.IGNORECASE,
 )
 _FALLBACK_WORDS = re.compile(

