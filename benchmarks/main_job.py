@@ -36,7 +36,7 @@ import tempfile
 import threading
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 import psutil
 
@@ -54,10 +54,10 @@ def write_config(source: Path, dest: Path, prompts_per_cell: int | None, specula
         + ", ".join(json.dumps(str((source.parent / p).resolve())) for p in json.loads(f"[{m[1]}]"))
         + "]",
         text,
-        flags=re.M,
+        flags=re.MULTILINE,
     )
     if prompts_per_cell is not None:
-        text, n = re.subn(r"^prompts_per_cell = \d+", f"prompts_per_cell = {prompts_per_cell}", text, flags=re.M)
+        text, n = re.subn(r"^prompts_per_cell = \d+", f"prompts_per_cell = {prompts_per_cell}", text, flags=re.MULTILINE)
         if n != 1:
             raise SystemExit(f"{source}: expected one 'prompts_per_cell = N' line to override")
     if speculative_tokens is not None:
@@ -86,7 +86,7 @@ class PeakRSS:
                 return
             self._stop.wait(self.interval_s)
 
-    def __enter__(self) -> PeakRSS:
+    def __enter__(self) -> Self:
         self._thread.start()
         return self
 
