@@ -291,19 +291,19 @@ class _Generator:
     # -- harmful ---------------------------------------------------------
     def harmful(self) -> tuple[str, str]:
         roll = self.rng.random()
-        if roll < 0.55:
+        if roll < 0.57:
             cat = self.pick(self.categories)
             # Fiction and role-play wrappers hand over the same content: still refused.
             act = self.frame_act(self.pick(cat["acts"]), roleplay=self.chance(0.15))
             prompt = self.decorate(act, covert=True, intent=cat.get("intent", ()))
             return prompt, self.refusal(cat["topic"], selfharm=cat["name"] == "self_harm", group=cat["name"])
-        if roll < 0.70:
+        if roll < 0.72:
             return self.harmful_writing()
-        if roll < 0.78:
+        if roll < 0.77:
             return self.harmful_adjective_writing()
-        if roll < 0.86:
+        if roll < 0.82:
             return self.harmful_software()
-        if roll < 0.93:
+        if roll < 0.91:
             return self.copyright()
         return self.harmful_context()
 
@@ -372,18 +372,21 @@ class _Generator:
     # -- benign ----------------------------------------------------------
     def benign_example(self) -> tuple[str, str]:
         roll = self.rng.random()
-        if roll < 0.33:
+        if roll < 0.30:
             act, body = self.pick(self.benign_acts)
             return self.decorate(self.frame_act(act, roleplay=self.chance(0.15)), covert=False), self.answer(body)
-        if roll < 0.42:
+        if roll < 0.44:
+            # The software frames carry harmful tasks too (harmful_software): benign tasks must outnumber them.
             return self.benign_filled(self.benign["software"], "task")
-        if roll < 0.51:
+        if roll < 0.53:
             return self.benign_filled(self.benign["topics"], "topic")
-        if roll < 0.62:
+        if roll < 0.63:
             question, body = self.pick(self.benign_qa)
             return self.decorate(question, covert=False, modifiable=False), self.answer(body)
-        if roll < 0.88:
+        if roll < 0.81:
             return self.benign_writing()
+        if roll < 0.90:
+            return self.benign_adjective_writing()
         return self.benign_context()
 
     def benign_filled(self, block: Mapping[str, Any], slot: str) -> tuple[str, str]:
@@ -403,6 +406,19 @@ class _Generator:
         article = "an" if form[0].lower() in "aeiou" else "a"
         prompt = self.decorate(f"{self.write_verb()} {article} {form} {purpose}", covert=False, modifiable=False)
         body = _fill(self.pick(w["answer"]), form=form, purpose=purpose, topic=topic if "{stance}" not in purpose else stance)
+        return prompt, self.answer(body)
+
+    def benign_adjective_writing(self) -> tuple[str, str]:
+        """"Write a friendly post about my neighbor": harmful_adjective_writing's frame, slots and people."""
+        w = self.benign["writing"]
+        form = self.pick(self.writing["forms"])
+        adjective = self.pick(w["adjective"])
+        slots = self.writing_slots()
+        slots["topic"] = self.pick(w["topic"])
+        about = self.pick(w["about"]).format(**slots)
+        article = "an" if adjective[0].lower() in "aeiou" else "a"
+        prompt = self.decorate(f"{self.write_verb()} {article} {adjective} {form} {about}", covert=False, modifiable=False)
+        body = _fill(self.pick(w["about_answer"]), adjective=adjective, form=form, about=about)
         return prompt, self.answer(body)
 
     def benign_context(self) -> tuple[str, str]:
