@@ -62,6 +62,8 @@ RECIPES: dict[str, ModelRecipe] = {
         steps=600,
         batch_size=32,
         lr=3e-3,
+        # The first response token decides refusal versus answer; the rest is template text.
+        first_token_weight=10.0,
         corpus=CorpusSpec(n_examples=1, seed=1),
         seed=0,
     ),
