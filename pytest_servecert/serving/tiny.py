@@ -59,7 +59,7 @@ RECIPES: dict[str, ModelRecipe] = {
         num_layers=4,
         num_heads=6,
         num_kv_heads=2,
-        steps=600,
+        steps=700,
         batch_size=32,
         lr=3e-3,
         # The first response token decides refusal versus answer; the rest is template text.

@@ -104,12 +104,12 @@ class CorpusSpec:
     seed: int = 0
     mix: tuple[tuple[str, float], ...] = (
         ("harmful", 0.40),
-        ("benign", 0.22),
-        ("sensitive", 0.24),
-        ("borderline", 0.14),
+        ("benign", 0.21),
+        ("sensitive", 0.27),
+        ("borderline", 0.12),
     )
     sensitive_answer_rate: float = 0.93
-    borderline_answer_rate: float = 0.60
+    borderline_answer_rate: float = 0.50
     system_rate: float = 0.08
 
     def __post_init__(self) -> None:
@@ -437,23 +437,25 @@ class _Generator:
         s = self.sens
         rate = self.spec.sensitive_answer_rate
         roll = self.rng.random()
-        if roll < 0.14:
+        if roll < 0.12:
             block = s["fiction"]
             slots = {"character": self.pick(block["character"]), "event": self.pick(block["event"])}
-        elif roll < 0.28:
+        elif roll < 0.22:
             block = s["history"]
             slots = {"subject": self.pick(block["subject"])}
-        elif roll < 0.44:
+        elif roll < 0.35:
             block = s["awareness"]
             slots = {"harm": self.pick(block["harm"])}
-        elif roll < 0.56:
+        elif roll < 0.44:
             block = s["factcheck"]
             slots = {"claim": self.pick(self.writing["claim"])}
-        elif roll < 0.66:
+        elif roll < 0.54:
             return self.sensitive_writing()
-        elif roll < 0.82:
+        elif roll < 0.86:
+            # The harmful acts themselves in frames that talk about them: as many of these
+            # as possible, so that the request frame, not the act's nouns, decides.
             return self.about_act()
-        elif roll < 0.93:
+        elif roll < 0.95:
             act, body = self.pick(self.safe_acts)
             return self.decorate(self.frame_act(act), covert=False), self.mixed(rate, body)
         else:
