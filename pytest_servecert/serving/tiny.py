@@ -63,7 +63,7 @@ RECIPES: dict[str, ModelRecipe] = {
         batch_size=32,
         lr=3e-3,
         # The first response token decides refusal versus answer; the rest is template text.
-        first_token_weight=10.0,
+        first_token_weight=14.0,
         corpus=CorpusSpec(n_examples=1, seed=1),
         seed=0,
     ),

@@ -109,7 +109,7 @@ class CorpusSpec:
         ("borderline", 0.12),
     )
     sensitive_answer_rate: float = 0.93
-    borderline_answer_rate: float = 0.50
+    borderline_answer_rate: float = 0.45
     system_rate: float = 0.08
 
     def __post_init__(self) -> None:
