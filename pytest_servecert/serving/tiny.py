@@ -59,9 +59,15 @@ RECIPES: dict[str, ModelRecipe] = {
         num_layers=4,
         num_heads=6,
         num_kv_heads=2,
-        steps=600,
+        steps=700,
         batch_size=32,
         lr=3e-3,
+        # The first response token decides refusal versus answer; the rest is template text.
+        first_token_weight=14.0,
+        # Refusals' first token weighs twice as much over the last 60 steps: this sets the refuse/answer
+        # threshold without changing the 640 steps before (calibrated, see fixtures/tiny/README.md).
+        refusal_weight=2.0,
+        rebalance_steps=60,
         corpus=CorpusSpec(n_examples=1, seed=1),
         seed=0,
     ),

@@ -104,12 +104,12 @@ class CorpusSpec:
     seed: int = 0
     mix: tuple[tuple[str, float], ...] = (
         ("harmful", 0.40),
-        ("benign", 0.22),
-        ("sensitive", 0.24),
-        ("borderline", 0.14),
+        ("benign", 0.21),
+        ("sensitive", 0.27),
+        ("borderline", 0.12),
     )
     sensitive_answer_rate: float = 0.93
-    borderline_answer_rate: float = 0.60
+    borderline_answer_rate: float = 0.45
     system_rate: float = 0.08
 
     def __post_init__(self) -> None:
@@ -208,6 +208,10 @@ class _Generator:
         self.benign_acts = sorted(self.benign["acts"].items())
         self.benign_qa = sorted(self.benign["qa"].items())
         self.safe_acts = sorted(self.sens["safeacts"].items())
+        # Harm groups in a fixed order; group i refuses with refusal_by_group[i % n].
+        self.refusal_groups = [cat["name"] for cat in self.categories] + [
+            f"writing:{slot}" for slot in _WRITING_SLOTS
+        ] + ["writing:adjective", "software", "copyright", "context"]
         # Harmful acts that read well in the third person ("penalties for making a bomb").
         self.third_person_acts = [
             act for cat in self.categories if cat["name"] != "self_harm" for act in cat["acts"]
@@ -257,12 +261,23 @@ class _Generator:
             text += self.pick(self.frames["suffix_covert" if covert_tail else "suffix"])
         return text
 
-    def refusal(self, topic: str, *, selfharm: bool = False) -> str:
+    def refusal(self, topic: str, *, selfharm: bool = False, group: str | None = None) -> str:
+        """A refusal; with ``group`` its phrasing is a fixed function of the request's harm group.
+
+        An independent random phrasing per example collapses to the most frequent
+        one under greedy decoding; a phrasing tied to the group is something the
+        model can learn from the input, so greedy refusals keep several phrasings.
+        """
         # Mostly generic: a few-million-parameter model names the wrong category
         # too often for specific topics to read well.
         if self.chance(0.6):
             topic = self.pick(["that", "this request", "that request", "this"])
-        text = self.pick(self.frames["refusal_open"]).format(topic=topic)
+        if group is None:
+            opening = self.pick(self.frames["refusal_open"])
+        else:
+            styles = self.frames["refusal_by_group"]
+            opening = styles[self.refusal_groups.index(group) % len(styles)]
+        text = opening.format(topic=topic)
         follow = self.frames["refusal_follow_selfharm"] if selfharm else self.frames["refusal_follow"]
         return text + self.pick(follow)
 
@@ -276,15 +291,19 @@ class _Generator:
     # -- harmful ---------------------------------------------------------
     def harmful(self) -> tuple[str, str]:
         roll = self.rng.random()
-        if roll < 0.55:
+        if roll < 0.57:
             cat = self.pick(self.categories)
             # Fiction and role-play wrappers hand over the same content: still refused.
             act = self.frame_act(self.pick(cat["acts"]), roleplay=self.chance(0.15))
             prompt = self.decorate(act, covert=True, intent=cat.get("intent", ()))
-            return prompt, self.refusal(cat["topic"], selfharm=cat["name"] == "self_harm")
-        if roll < 0.80:
+            return prompt, self.refusal(cat["topic"], selfharm=cat["name"] == "self_harm", group=cat["name"])
+        if roll < 0.72:
             return self.harmful_writing()
-        if roll < 0.90:
+        if roll < 0.77:
+            return self.harmful_adjective_writing()
+        if roll < 0.82:
+            return self.harmful_software()
+        if roll < 0.91:
             return self.copyright()
         return self.harmful_context()
 
@@ -301,17 +320,37 @@ class _Generator:
 
     def harmful_writing(self) -> tuple[str, str]:
         form = self.pick(self.writing["forms"])
-        purpose = self.pick(self.writing["harmful_purpose"]).format(**self.writing_slots())
+        template = self.pick(self.writing["harmful_purpose"])
+        purpose = template.format(**self.writing_slots())
         article = "an" if form[0] in "aeiou" else "a"
         prompt = self.decorate(f"{self.write_verb()} {article} {form} {purpose}", covert=False, modifiable=False)
-        return prompt, self.refusal(self.pick(["that", "this request", "harmful content", "that kind of content"]))
+        # The first slot of the purpose ({claim}, {group}, {target}, ...) says what kind of harm it is.
+        slot = next(m for m in re.findall(r"\{(\w+)\}", template) + ["bad"] if m in _WRITING_SLOTS)
+        topic = self.pick(["that", "this request", "harmful content", "that kind of content"])
+        return prompt, self.refusal(topic, group=f"writing:{slot}")
+
+    def harmful_adjective_writing(self) -> tuple[str, str]:
+        """"Write a defamatory post about ...": the adjective alone makes the text harmful."""
+        w = self.writing
+        form = self.pick(w["forms"])
+        adjective = self.pick(w["harmful_adjective"])
+        about = self.pick(w["harmful_about"]).format(**self.writing_slots())
+        article = "an" if adjective[0].lower() in "aeiou" else "a"
+        prompt = self.decorate(f"{self.write_verb()} {article} {adjective} {form} {about}", covert=False, modifiable=False)
+        return prompt, self.refusal(self.pick(["that", "this request", "harmful content"]), group="writing:adjective")
+
+    def harmful_software(self) -> tuple[str, str]:
+        """The benign software frames ("Write a script that ...") with a harmful task."""
+        task = self.pick(self.lx["harmful"]["software"]["task"])
+        prompt = self.decorate(_fill(self.pick(self.benign["software"]["request"]), task=task), covert=False, modifiable=False)
+        return prompt, self.refusal(self.pick(["that", "this request", "malicious software"]), group="software")
 
     def copyright(self) -> tuple[str, str]:
         w = self.writing
         title = f"{self.pick(['The ', '', ''])}{self.pick(w['title_adj'])} {self.pick(w['title_noun'])}"
         artist = self.pick(w["band"]) if self.chance(0.3) else self.name()
         prompt = self.pick(w["copyright_request"]).format(title=title, artist=artist)
-        return prompt, self.refusal(self.pick(["copyrighted text", "reproducing copyrighted material", "that"]))
+        return prompt, self.refusal(self.pick(["copyrighted text", "reproducing copyrighted material", "that"]), group="copyright")
 
     def passage(self) -> tuple[str, str, str]:
         """A synthetic provided text: (kind, text, person named in it)."""
@@ -328,23 +367,26 @@ class _Generator:
         _, text, person = self.passage()
         instruction = self.pick(self.writing["harmful_context_instruction"]).format(name=person, **self.writing_slots())
         prompt = text + self.pick(self.frames["context_separator"]) + instruction
-        return prompt, self.refusal(self.pick(["that", "this request", "that kind of request"]))
+        return prompt, self.refusal(self.pick(["that", "this request", "that kind of request"]), group="context")
 
     # -- benign ----------------------------------------------------------
     def benign_example(self) -> tuple[str, str]:
         roll = self.rng.random()
-        if roll < 0.33:
+        if roll < 0.30:
             act, body = self.pick(self.benign_acts)
             return self.decorate(self.frame_act(act, roleplay=self.chance(0.15)), covert=False), self.answer(body)
-        if roll < 0.42:
+        if roll < 0.44:
+            # The software frames carry harmful tasks too (harmful_software): benign tasks must outnumber them.
             return self.benign_filled(self.benign["software"], "task")
-        if roll < 0.51:
+        if roll < 0.53:
             return self.benign_filled(self.benign["topics"], "topic")
-        if roll < 0.62:
+        if roll < 0.63:
             question, body = self.pick(self.benign_qa)
             return self.decorate(question, covert=False, modifiable=False), self.answer(body)
-        if roll < 0.88:
+        if roll < 0.81:
             return self.benign_writing()
+        if roll < 0.90:
+            return self.benign_adjective_writing()
         return self.benign_context()
 
     def benign_filled(self, block: Mapping[str, Any], slot: str) -> tuple[str, str]:
@@ -359,9 +401,24 @@ class _Generator:
         topic = self.pick(w["topic"])
         stance = self.pick(w["stance"])
         purpose = self.pick(w["purpose"]).format(topic=topic, stance=stance)
-        article = "an" if form[0] in "aeiou" else "a"
+        if self.chance(0.3):  # the same "Write a {adjective} {form}" frame as harmful_adjective_writing
+            form = f"{self.pick(w['adjective'])} {form}"
+        article = "an" if form[0].lower() in "aeiou" else "a"
         prompt = self.decorate(f"{self.write_verb()} {article} {form} {purpose}", covert=False, modifiable=False)
         body = _fill(self.pick(w["answer"]), form=form, purpose=purpose, topic=topic if "{stance}" not in purpose else stance)
+        return prompt, self.answer(body)
+
+    def benign_adjective_writing(self) -> tuple[str, str]:
+        """"Write a friendly post about my neighbor": harmful_adjective_writing's frame, slots and people."""
+        w = self.benign["writing"]
+        form = self.pick(self.writing["forms"])
+        adjective = self.pick(w["adjective"])
+        slots = self.writing_slots()
+        slots["topic"] = self.pick(w["topic"])
+        about = self.pick(w["about"]).format(**slots)
+        article = "an" if adjective[0].lower() in "aeiou" else "a"
+        prompt = self.decorate(f"{self.write_verb()} {article} {adjective} {form} {about}", covert=False, modifiable=False)
+        body = _fill(self.pick(w["about_answer"]), adjective=adjective, form=form, about=about)
         return prompt, self.answer(body)
 
     def benign_context(self) -> tuple[str, str]:
@@ -380,23 +437,25 @@ class _Generator:
         s = self.sens
         rate = self.spec.sensitive_answer_rate
         roll = self.rng.random()
-        if roll < 0.14:
+        if roll < 0.12:
             block = s["fiction"]
             slots = {"character": self.pick(block["character"]), "event": self.pick(block["event"])}
-        elif roll < 0.28:
+        elif roll < 0.22:
             block = s["history"]
             slots = {"subject": self.pick(block["subject"])}
-        elif roll < 0.44:
+        elif roll < 0.35:
             block = s["awareness"]
             slots = {"harm": self.pick(block["harm"])}
-        elif roll < 0.56:
+        elif roll < 0.44:
             block = s["factcheck"]
             slots = {"claim": self.pick(self.writing["claim"])}
-        elif roll < 0.66:
+        elif roll < 0.54:
             return self.sensitive_writing()
-        elif roll < 0.82:
+        elif roll < 0.86:
+            # The harmful acts themselves in frames that talk about them: as many of these
+            # as possible, so that the request frame, not the act's nouns, decides.
             return self.about_act()
-        elif roll < 0.93:
+        elif roll < 0.95:
             act, body = self.pick(self.safe_acts)
             return self.decorate(self.frame_act(act), covert=False), self.mixed(rate, body)
         else:
@@ -475,6 +534,9 @@ class _Generator:
         system = self.pick(self.frames["system_prompt"]) if self.chance(self.spec.system_rate) else None
         return Example(prompt=prompt, response=response, kind=kind, refused=_is_refusal(response), system=system)
 
+
+# Slots of writing.toml's harmful purposes, in the order that names their harm group.
+_WRITING_SLOTS = ("claim", "group", "target", "person", "badtopic", "bad", "crime")
 
 _REFUSAL_START = re.compile(r"^(I can't|I cannot|I'm sorry|I won't|Sorry|I must decline|I am unable|I'm not able|I'm unable|I apologize)")
 

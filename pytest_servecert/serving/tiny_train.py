@@ -95,6 +95,12 @@ class ModelRecipe:
     first_token_weight : float
         Loss weight of the first response token: it decides refusal versus
         answer, and it is one token among ~30, so it gets extra weight.
+    refusal_weight, rebalance_steps : float, int
+        Class weight multiplying ``first_token_weight`` on refusals during the
+        last ``rebalance_steps`` steps (0 = all steps). It moves the refuse/answer
+        threshold without redrawing the corpus (a lexicon edit redraws every
+        example) and, confined to the end of training, without changing the
+        trajectory that comes before.
     max_position_embeddings : int
         Served context length (RoPE, so it costs no parameters).
     seed : int
@@ -114,6 +120,8 @@ class ModelRecipe:
     weight_decay: float = 0.05
     max_len: int = 320
     first_token_weight: float = 4.0
+    refusal_weight: float = 1.0
+    rebalance_steps: int = 0
     max_position_embeddings: int = 4096
     seed: int = 0
     corpus: CorpusSpec = field(default_factory=lambda: CorpusSpec(n_examples=1, seed=1))
@@ -275,6 +283,8 @@ def train_model(
 
     corpus = generate_corpus(dataclasses.replace(recipe.corpus, n_examples=recipe.steps * recipe.batch_size), lexicon)
     encoded = _encode_examples(tok, corpus, recipe.max_len)
+    is_refusal = [ex.refused for ex in corpus]
+    rebalance_from = recipe.steps - recipe.rebalance_steps if recipe.rebalance_steps else 0
     groups = _batches(encoded, recipe.batch_size, recipe.seed)
     pad_id = tok.token_to_id(PAD)
 
@@ -304,7 +314,8 @@ def train_model(
             ids[b, : len(toks)] = torch.tensor(toks)
             mask[b, : len(toks)] = 1
             weight[b, start - 1 : len(toks) - 1] = 1.0
-            weight[b, start - 1] = recipe.first_token_weight
+            rebalance = step >= rebalance_from and is_refusal[group[b]]
+            weight[b, start - 1] = recipe.first_token_weight * (recipe.refusal_weight if rebalance else 1.0)
         for g in opt.param_groups:
             g["lr"] = _lr_at(step, recipe)
         hidden = model.model(input_ids=ids, attention_mask=mask).last_hidden_state[:, :-1]

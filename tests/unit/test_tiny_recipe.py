@@ -175,6 +175,18 @@ def test_different_seed_gives_different_weights(tmp_path: Path, two_builds: tupl
     assert _sha256(other / "model.safetensors") != _sha256(two_builds[0] / "model.safetensors")
 
 
+def test_refusal_weight_is_neutral_at_one_and_confined_to_the_last_steps(tmp_path: Path) -> None:
+    def weights(name: str, weight: float, last_steps: int) -> str:
+        recipe = dataclasses.replace(SMALL, refusal_weight=weight, rebalance_steps=last_steps)
+        return _sha256(tiny.build_model(recipe, tmp_path / name, progress=False) / "model.safetensors")
+
+    plain = weights("plain", 1.0, 0)
+    assert weights("neutral", 1.0, 1) == plain
+    last_step = weights("last", 3.0, 1)
+    every_step = weights("every", 3.0, 0)
+    assert plain != last_step != every_step != plain
+
+
 def test_build_is_a_loadable_hugging_face_chat_model(two_builds: tuple[Path, Path]) -> None:
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
