@@ -392,20 +392,20 @@ def read_samples(out: Path) -> tuple[dict[str, str], dict[str, Any]]:
     return texts, sent
 
 
-PHASES = (  # (name, start mark, end mark): consecutive spans of one lm-eval run
-    ("interpreter start", "launch", "enter"),
-    ("imports", "enter", "imported"),
-    ("CLI + task index", "imported", "simple_evaluate:start"),
-    ("seeding torch (imports torch)", "simple_evaluate:start", "torch_seed:end"),
-    ("model registry lookup", "torch_seed:end", "model_setup:start"),
-    ("model set-up", "model_setup:start", "model_setup:end"),
-    ("task build (dataset)", "model_setup:end", "task_build:end"),
-    ("request construction", "task_build:end", "http:start"),
-    ("HTTP (all requests)", "http:start", "http:end"),
-    ("answers to results", "http:end", "evaluate:end"),
-    ("env info (git, torch env)", "evaluate:end", "env_info:end"),
-    ("write results + samples", "env_info:end", "exit"),
-    ("interpreter exit", "exit", "ended"),
+PHASES = (  # (name, end mark): consecutive spans of one lm-eval run, the first from "launch"
+    ("interpreter start", "enter"),
+    ("imports", "imported"),
+    ("CLI + task index", "simple_evaluate:start"),
+    ("seeding torch (imports torch)", "torch_seed:end"),
+    ("model registry lookup", "model_setup:start"),
+    ("model set-up", "model_setup:end"),
+    ("task build (dataset)", "task_build:end"),
+    ("request construction", "http:start"),
+    ("HTTP (all requests)", "http:end"),
+    ("answers to results", "evaluate:end"),
+    ("env info (git, torch env)", "env_info:end"),
+    ("write results + samples", "exit"),
+    ("interpreter exit", "ended"),
 )
 
 
@@ -415,7 +415,8 @@ def phases(probe: dict[str, Any], launched: float, ended: float) -> dict[str, An
         "launch": launched,
         "ended": ended,
     }
-    spans = {name: marks[end] - marks[start] for name, start, end in PHASES}
+    starts = ("launch", *(end for _, end in PHASES[:-1]))
+    spans = {name: marks[end] - marks[start] for (name, end), start in zip(PHASES, starts)}
     cpu = probe["marks"]
     return {
         "spans": spans,
@@ -487,7 +488,7 @@ def summarize(concurrency: int, ours: list[dict], peer: list[dict]) -> dict[str,
     """Medians, ratios, per-answer client CPU and answer agreement for one concurrency."""
     n = len(ours[0]["texts"])
     spans = {
-        name: statistics.median(r["phases"]["spans"][name] for r in peer) for name, _, _ in PHASES
+        name: statistics.median(r["phases"]["spans"][name] for r in peer) for name, _ in PHASES
     }
     row = {
         "concurrency": concurrency,
@@ -539,7 +540,7 @@ def print_summary(report: dict[str, Any]) -> None:
         [r["lm_eval_wall_s"] / (r["runner_wall_s"] + first) for r in rows],
     )
     print(f"\nlm-eval wall s by phase (median){'':<8}{cols}")
-    for name, _, _ in PHASES:
+    for name, _ in PHASES:
         line(f"  {name}", [r["lm_eval_phases"][name] for r in rows])
     line("    of which the task index", [r["lm_eval_task_index_s"] for r in rows])
     print(f"\nclient CPU ms per answer{'':<16}{cols}")
