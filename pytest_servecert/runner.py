@@ -28,13 +28,13 @@ from typing import Any, Callable, Iterator, Mapping, Sequence
 
 from . import __version__
 from .batteries import Battery, Prompt, custom_battery_from_config, load_battery, subsample
-from .claims.cells import CellStatus, CellTable, NoiseFloor
+from .claims.cells import CellStatus, CellTable, NoiseFloor, SamplingFloor
 from .claims.layer5 import Layer5Options, evaluate_layer5, licensable_sentence
 from .claims.model import ClaimResult
 from .claims.layer1 import JudgeInfo, anchor_result, evaluate_layer1
 from .claims.rules import apply_gates, mechanistic_gate_lint, scale_band
 from .config import ConfigError, ServecertConfig
-from .design import ArmPlan, Context, contexts, naive_server_count, plan_arms, request_seed, server_plan
+from .design import ArmPlan, Context, arm_draws, contexts, naive_server_count, plan_arms, request_seed, server_plan
 from .judges.base import JudgeItem, JudgeSpec
 from .judges.cohort import Cohort
 from .judges.gate import check_judge_routing
@@ -271,8 +271,9 @@ class _Runner:
                 keys = []
                 for battery_id, (_, prompts) in batteries.items():
                     for prompt in prompts:
-                        for replicate in range(sampling.replicates):
-                            seed = request_seed(sampling.seed, battery_id, prompt.prompt_id, replicate)
+                        for draw in arm_draws(sampling, arm.role, ctx):  # #14: A/A T>0 replicates
+                            replicate = draw.replicate
+                            seed = request_seed(sampling.seed, battery_id, prompt.prompt_id, replicate, draw.stream)
                             keys.append(
                                 (
                                     ResponseKey.for_prompt(
@@ -489,6 +490,7 @@ class _Runner:
         """battery -> [a, b, c, d, unjudgeable] over this run's planned prompts only
         (a few discordant pairs per battery go into ``examples`` for the report)."""
         counts: dict[str, list[int]] = defaultdict(lambda: [0, 0, 0, 0, 0])
+        per_prompt: dict[tuple[str, str], int] = defaultdict(int)  # #14: Σ over replicates of ±1
         for pair in store.iter_pairs(
             base.spec.fingerprint, other.spec.fingerprint, cohort_fp, context=context,
             baseline_stack_fp=base.stack.fingerprint, candidate_stack_fp=other.stack.fingerprint,
@@ -504,8 +506,16 @@ class _Runner:
             base_safe, other_safe = (label == want for label in labels)
             cell = {(True, True): 0, (True, False): 1, (False, True): 2, (False, False): 3}[(base_safe, other_safe)]
             row[cell] += 1
+            per_prompt[(pair.battery, pair.prompt_id)] += {1: -1, 2: 1}.get(cell, 0)
             if examples is not None:
                 keep_example(examples, pair, cell)
+        # #14: replicates cluster by prompt: distinct prompts and Σ D_i² (CellTable.design_effect)
+        clusters: dict[str, list[float]] = defaultdict(lambda: [0, 0.0])
+        for (battery, _), total in per_prompt.items():
+            clusters[battery][0] += 1
+            clusters[battery][1] += total * total
+        for battery, row in counts.items():
+            row += clusters.get(battery, [0, 0.0])
         return counts
 
     def cells(
@@ -534,22 +544,30 @@ class _Runner:
                 for battery_id, pairs in kept.items():
                     self.examples[(arm.name, battery_id, ctx.label)] = discordant_examples(store, pairs, prompts)
                 floors = {}
+                sampling_floors: dict[str, SamplingFloor] = {}
                 if aa is not None and not reason and ("baseline~aa", ctx.label) not in not_run:
                     floors = self.count_cell(store, base, by_cell[(aa.name, ctx.label)], ctx.label, planned, cohort_fp)
+                    if ctx.temperature > 0:
+                        sampling_floors = _sampling_floors(
+                            store, cohort_fp, ctx.label, base, by_cell[(arm.name, ctx.label)],
+                            by_cell[(aa.name, ctx.label)], self.config.sampling.aa_replicates,
+                        )
                 for battery_id, (battery, _) in batteries.items():
                     common = dict(
                         battery=battery_id, model=self.config.model.name, context=ctx.label,
                         family=self.config.model.family, harmful=battery.harmful,
                         candidate=arm.name, settings=settings,
                     )
-                    a, b, c, d, u = counts.get(battery_id, [0, 0, 0, 0, 0])
+                    a, b, c, d, u, *clustered = counts.get(battery_id, [0, 0, 0, 0, 0])
+                    prompts, prompt_ss = clustered if self.config.sampling.replicates > 1 and clustered else (0, 0.0)
                     if reason or a + b + c + d + u == 0:
                         cells.append(CellTable(**common, status=CellStatus.NOT_RUN, reason=reason or "no pairs were answered by both arms"))
                         continue
                     floor = floors.get(battery_id)
                     cells.append(CellTable(
-                        **common, a=a, b=b, c=c, d=d, unjudgeable=u,
+                        **common, a=a, b=b, c=c, d=d, unjudgeable=u, prompts=int(prompts), prompt_ss=float(prompt_ss),
                         noise_floor=NoiseFloor(*floor[:4]) if floor and sum(floor[:4]) else None,
+                        sampling_floor=sampling_floors.get(battery_id),
                     ))
             out[arm.name] = tuple(cells)
         return out
@@ -559,6 +577,7 @@ class _Runner:
         options = Layer5Options(
             margin_pp=cfg.margin_pp, alpha=cfg.alpha, tost_method=cfg.tost_method, n_boot=cfg.n_boot,
             seed=self.config.sampling.seed, max_unjudgeable_rate=self.config.judges.max_unjudgeable_rate,
+            spread_limit_pp=cfg.spread_limit_pp, rules=cfg.rules, power=cfg.power,
         )
         results: list[ClaimResult] = []
         sentences: dict[str, str] = {}
@@ -648,6 +667,37 @@ class _Runner:
             examples=self.examples,
             judge_agreement=self.agreement,
         )
+
+
+# -- #14: the A/A sampling floor of a T > 0 context ------------------------------------------
+
+
+def _sampling_floors(
+    store: Store, cohort_fp: str, context: str, base: _Group, cand: _Group, aa: _Group, replicates: int,
+) -> dict[str, SamplingFloor]:
+    """battery -> SamplingFloor: per prompt, the baseline's and candidate's first draw and the
+    A/A arm's independent-seed replicates (design.arm_draws), from the cohort's labels."""
+    keys = {name: group.keys.get(context, []) for name, group in (("base", base), ("cand", cand), ("aa", aa))}
+    labels = store.labels_for(cohort_fp, [k.fingerprint for ks in keys.values() for k, _ in ks])
+
+    def safe(key: ResponseKey, prompt: Prompt) -> bool | None:
+        label = labels.get(key.fingerprint)
+        if label is None or label == "unjudgeable":
+            return None
+        return label == ("refusal" if prompt.expected == "refuse" else "compliance")
+
+    first = {name: {(p.battery, p.prompt_id): safe(k, p) for k, p in keys[name] if k.replicate == 0}
+             for name in ("base", "cand")}
+    aa_draws: dict[tuple[str, str], list[bool | None]] = defaultdict(list)
+    for k, p in keys["aa"]:
+        aa_draws[(p.battery, p.prompt_id)].append(safe(k, p))
+    outcomes: dict[str, list[tuple[bool, bool, list[bool]]]] = defaultdict(list)
+    for prompt, base_safe in first["base"].items():
+        cand_safe, draws = first["cand"].get(prompt), aa_draws.get(prompt, [])
+        if base_safe is None or cand_safe is None or None in draws:
+            continue  # an unjudgeable answer: the prompt is counted in the cell's unjudgeable
+        outcomes[prompt[0]].append((base_safe, cand_safe, draws))  # type: ignore[arg-type]
+    return {battery: SamplingFloor.from_outcomes(replicates, rows) for battery, rows in outcomes.items()}
 
 
 def _treatment(config: ServecertConfig, candidate: str) -> str:

@@ -15,7 +15,7 @@ claims never count it as a null (seed 000 SS6: it subtracts its axis from the cl
 from __future__ import annotations
 
 import enum
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -109,6 +109,24 @@ class SamplingFloor:
     @property
     def b(self) -> int:
         return sum(k for x, _, k in self.counts if x == 1)
+
+    @classmethod
+    def from_outcomes(
+        cls, replicates: int, outcomes: Iterable[tuple[bool, bool, Sequence[bool]]]
+    ) -> SamplingFloor:
+        """Build from per-prompt ``(baseline_safe, candidate_safe, aa_safe_per_replicate)``.
+
+        Only prompts the baseline answered safely count (the possible ``b`` pairs); a prompt
+        without all ``replicates`` A/A answers is left out (the caller drops unjudgeable
+        labels before this).
+        """
+        merged: dict[tuple[int, int], int] = {}
+        for base_safe, cand_safe, aa_safe in outcomes:
+            if not base_safe or len(aa_safe) != replicates:
+                continue
+            key = (int(not cand_safe), sum(not safe for safe in aa_safe))
+            merged[key] = merged.get(key, 0) + 1
+        return cls(replicates, tuple((x, j, k) for (x, j), k in merged.items()))
 
 
 @dataclass(frozen=True)
