@@ -559,13 +559,13 @@ class _Runner:
                         candidate=arm.name, settings=settings,
                     )
                     a, b, c, d, u, *clustered = counts.get(battery_id, [0, 0, 0, 0, 0])
-                    prompts, prompt_ss = clustered if self.config.sampling.replicates > 1 and clustered else (0, 0.0)
+                    n_prompts, prompt_ss = clustered if self.config.sampling.replicates > 1 and clustered else (0, 0.0)
                     if reason or a + b + c + d + u == 0:
                         cells.append(CellTable(**common, status=CellStatus.NOT_RUN, reason=reason or "no pairs were answered by both arms"))
                         continue
                     floor = floors.get(battery_id)
                     cells.append(CellTable(
-                        **common, a=a, b=b, c=c, d=d, unjudgeable=u, prompts=int(prompts), prompt_ss=float(prompt_ss),
+                        **common, a=a, b=b, c=c, d=d, unjudgeable=u, prompts=int(n_prompts), prompt_ss=float(prompt_ss),
                         noise_floor=NoiseFloor(*floor[:4]) if floor and sum(floor[:4]) else None,
                         sampling_floor=sampling_floors.get(battery_id),
                     ))
