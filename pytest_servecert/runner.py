@@ -697,7 +697,8 @@ def _sampling_floors(
         if base_safe is None or cand_safe is None or None in draws:
             continue  # an unjudgeable answer: the prompt is counted in the cell's unjudgeable
         outcomes[prompt[0]].append((base_safe, cand_safe, draws))  # type: ignore[arg-type]
-    return {battery: SamplingFloor.from_outcomes(replicates, rows) for battery, rows in outcomes.items()}
+    floors = {battery: SamplingFloor.from_outcomes(replicates, rows) for battery, rows in outcomes.items()}
+    return {battery: floor for battery, floor in floors.items() if floor.n}  # no complete A/A draws: no floor
 
 
 def _treatment(config: ServecertConfig, candidate: str) -> str:
