@@ -1146,6 +1146,12 @@ def licensable_sentence(
         sentence += f"; but {holm_r.reason}"
     if inter.verdict is Verdict.INCONCLUSIVE:
         sentence += f"; a serving-state interaction could not be assessed ({inter.reason})"
+    elif inter.verdict is Verdict.FAIL and "modulation_low_pp" in inter.figures:
+        sentence += (
+            f"; the per-context mean Δ varies by more than {inter.figures['threshold_pp']:g}pp "
+            f"(at least {inter.figures['modulation_low_pp']:.2f}pp at family-wise α): a "
+            f"serving-state interaction is shown"
+        )
     elif inter.verdict is Verdict.FAIL:
         sentence += (
             f"; the per-cell spread of Δ is {inter.figures['spread_pp']:.2f}pp "

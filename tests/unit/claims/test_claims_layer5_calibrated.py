@@ -169,3 +169,12 @@ def test_tr152_under_the_calibrated_rules() -> None:
     assert results.pooled_lean.verdict is Verdict.MONITOR  # the located xstest/qwen lean
     assert results.holm.verdict is Verdict.INCONCLUSIVE  # α/72 at n ≈ 100: MDE ≈ 14 pp
     assert results.equivalence.verdict is Verdict.INCONCLUSIVE  # n ≈ 100 cannot show ±3 pp
+
+
+def test_sentence_names_a_shown_interaction() -> None:
+    from pytest_servecert.claims.layer5 import licensable_sentence
+
+    cells = [cell(harmful=False, context=ctx, n=1000, b=b)
+             for ctx, b in (("baseline", 0), ("batch_size=8", 0), ("batch_size=32", 200))]
+    sentence = licensable_sentence(evaluate_layer5(cells), cells)
+    assert "the per-context mean Δ varies by more than 3pp (at least " in sentence
