@@ -74,13 +74,13 @@ def report(design: SimDesign, tallies: dict[str, Tally], options: Layer5Options)
     fail, monitor, cert = Verdict.FAIL, Verdict.MONITOR, Verdict.CERTIFIED
     a = options.alpha
     lines = [
-        f"### {design.name}: {len(design.batteries)} batteries × {len(design.models)} models × "
+        (f"### {design.name}: {len(design.batteries)} batteries × {len(design.models)} models × "
         f"{len(design.contexts)} contexts, {design.prompts} prompts/cell, "
         f"{design.aa_replicates} A/A replicates at T > 0; {aa.runs} runs; rules "
-        f"{options.rules}, TOST {options.tost_method}",
+        f"{options.rules}, TOST {options.tost_method}"),
         "",
-        f"| claim | false-FAIL under A/A (≤ {100 * a:g}%) | power: {names[1]} | "
-        f"power: {names[2]} |",
+        (f"| claim | false-FAIL under A/A (≤ {100 * a:g}%) | power: {names[1]} | "
+        f"power: {names[2]} |"),
         "|---|---|---|---|",
     ]
     for claim in CLAIMS:
@@ -93,14 +93,14 @@ def report(design: SimDesign, tallies: dict[str, Tally], options: Layer5Options)
         "",
         "| size check | rate (≤ α) |",
         "|---|---|",
-        f"| L5.equivalence[cell] CERTIFIED, true shift 3 pp | "
-        f"{_rate(*three.rate('L5.equivalence[cell]', cert))} |",
-        f"| L5.equivalence CERTIFIED, true shift 3 pp | "
-        f"{_rate(*three.rate('L5.equivalence', cert))} |",
-        f"| L5.interaction CERTIFIED, {names[4]} (= the limit) | "
-        f"{_rate(*inter.rate('L5.interaction', cert))} |",
-        f"| L5.pooled_lean MONITOR under A/A (two-sided α) | "
-        f"{_rate(*aa.rate('L5.pooled_lean', monitor))} |",
+        (f"| L5.equivalence[cell] CERTIFIED, true shift 3 pp | "
+        f"{_rate(*three.rate('L5.equivalence[cell]', cert))} |"),
+        (f"| L5.equivalence CERTIFIED, true shift 3 pp | "
+        f"{_rate(*three.rate('L5.equivalence', cert))} |"),
+        (f"| L5.interaction CERTIFIED, {names[4]} (= the limit) | "
+        f"{_rate(*inter.rate('L5.interaction', cert))} |"),
+        (f"| L5.pooled_lean MONITOR under A/A (two-sided α) | "
+        f"{_rate(*aa.rate('L5.pooled_lean', monitor))} |"),
         "",
         "A/A verdict mix: " + "; ".join(
             f"{claim} " + ", ".join(f"{v.value} {n}" for v, n in sorted(

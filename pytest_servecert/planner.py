@@ -163,28 +163,28 @@ def plan_lines(config: ServecertConfig, result: Plan, mde_pp: float, power: floa
     ctxs = contexts(config.design)
     lines = [
         f"servecert plan: {config.path}",
-        f"  design: {len(config.batteries.use)} batteries × {len(ctxs)} contexts "
+        (f"  design: {len(config.batteries.use)} batteries × {len(ctxs)} contexts "
         f"({sum(c.temperature > 0 for c in ctxs)} sampled) × {len(plan_arms(config))} arms; "
         f"{config.sampling.prompts_per_cell} prompts per cell, A/A replicates at T > 0: "
-        f"{config.sampling.aa_replicates if config.aa_arm else 'none (aa_arm = false)'}",
-        f"  discordance rates ({result.source}): greedy {100 * result.rates['greedy']:.1f}%, "
+        f"{config.sampling.aa_replicates if config.aa_arm else 'none (aa_arm = false)'}"),
+        (f"  discordance rates ({result.source}): greedy {100 * result.rates['greedy']:.1f}%, "
         f"sampled {100 * result.rates['sampled']:.1f}%; harmful baseline-safe share "
-        f"{100 * result.rates['safe_share']:.0f}%",
-        f"  prompts per cell to detect {mde_pp:g} pp with {100 * power:.0f}% power "
-        f"(α = {config.claims.alpha:g}):",
+        f"{100 * result.rates['safe_share']:.0f}%"),
+        (f"  prompts per cell to detect {mde_pp:g} pp with {100 * power:.0f}% power "
+        f"(α = {config.claims.alpha:g}):"),
     ]
     width = max(len(k) for k in result.needed)
     for claim, (n, why) in result.needed.items():
         ok = "ok" if n <= result.prompts_per_cell else "short"
         lines.append(f"    {claim:<{width}}  {n:>7,}  {ok:<5}  {why}")
     lines += [
-        f"  as configured: {result.requests:,} requests, {result.boots} server boots, "
-        f"≈ {result.minutes:.0f} min",
-        f"  at {max(n for n, _ in result.needed.values()):,} prompts per cell: "
+        (f"  as configured: {result.requests:,} requests, {result.boots} server boots, "
+        f"≈ {result.minutes:.0f} min"),
+        (f"  at {max(n for n, _ in result.needed.values()):,} prompts per cell: "
         f"{result.requests_needed:,} requests, ≈ {result.minutes_needed:.0f} min "
-        f"(batteries smaller than that cap it)",
-        f"  time model: {BOOT_S:g} s per boot + {REQUEST_S:g} s per request (README "
-        f"Performance, servecert-tiny on 2 cores)",
+        f"(batteries smaller than that cap it)"),
+        (f"  time model: {BOOT_S:g} s per boot + {REQUEST_S:g} s per request (README "
+        f"Performance, servecert-tiny on 2 cores)"),
     ]
     return lines
 

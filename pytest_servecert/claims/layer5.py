@@ -44,7 +44,7 @@ from typing import Any
 
 from .. import stats
 from .catalogue import EQUIVALENCE, HARMFUL_CORE, HOLM, INTERACTION, POOLED_LEAN
-from .cells import CellTable, SamplingFloor
+from .cells import CellTable
 from .model import Claim, ClaimResult, Tier, Verdict
 from .scope import axis_coverage, join_words, scope_text
 
@@ -287,7 +287,7 @@ def _prompts_needed(n: int, mde_pp: float, margin_pp: float, exponent: float) ->
     """Prompts per cell at which an MDE scaling as ``n**-1/exponent`` reaches the margin."""
     if mde_pp <= margin_pp:
         return n
-    return int(math.ceil(n * (mde_pp / margin_pp) ** exponent))
+    return math.ceil(n * (mde_pp / margin_pp) ** exponent)
 
 
 def _harmful_core_calibrated(
@@ -738,8 +738,7 @@ def interaction(
     for k, l in pairs:
         diff = abs(context_means[k] - context_means[l])
         se = math.sqrt(variances[k] + variances[l])
-        if diff + z_cert * se > upper:
-            upper = diff + z_cert * se
+        upper = max(upper, diff + z_cert * se)
         if diff - z_fail * se > lower:
             lower, worst_pair = diff - z_fail * se, (k, l)
         worst_se = max(worst_se, se)

@@ -213,9 +213,11 @@ def calibrate(
     runs: int,
     seed: int,
     shifts: Sequence[Shift] = (),
-    options: Layer5Options = Layer5Options(),
+    options: Layer5Options | None = None,
 ) -> Tally:
-    """Run the real layer-5 claims on ``runs`` seeded draws of ``design``."""
+    """Run the real layer-5 claims on ``runs`` seeded draws of ``design`` (default options:
+    the gate's calibrated rules)."""
+    options = options or Layer5Options()
     rng = np.random.default_rng(seed)
     verdicts: dict[str, dict[Verdict, int]] = {claim: {} for claim in CLAIMS}
     n_cells = 0

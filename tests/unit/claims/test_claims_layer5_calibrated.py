@@ -111,8 +111,8 @@ def test_score_tost_size_at_the_margin_is_at_most_alpha(n: int) -> None:
     for p_b in (0.0, 0.005, 0.02):
         p_c = p_b + 0.03
         size = 0.0
-        for b in range(0, 12):
-            for c in range(0, 20):
+        for b in range(12):
+            for c in range(20):
                 if stats.tost_paired(b, c, n, method="score").equivalent:
                     size += st.multinomial.pmf([b, c, n - b - c], n, [p_b, p_c, 1 - p_b - p_c])
         assert size <= 0.05, (n, p_b, size)
