@@ -306,7 +306,9 @@ def _harmful_core_calibrated(
             breaches.append(cell.subject)
             listed.append(f"{cell.subject}: b={cell.b} > A/A floor {allowed:g} (c={cell.c}, "
                           f"n={cell.n}; T=0: a flip is a changed decision)")
-        strict = stats.strict_rule_mde(cell.a + cell.b, allowed, m, options.power)
+        # replicates of a greedy answer repeat it: count baseline-safe prompts, not pairs
+        n_safe = round((cell.a + cell.b) * cell.clusters / cell.n) if cell.n else 0
+        strict = stats.strict_rule_mde(n_safe, allowed, m, options.power)
         safe_share = (cell.a + cell.b) / cell.n if cell.n else 1.0
         need = math.ceil(strict.n_needed / safe_share) if safe_share else 0
         mdes.append((strict.mde_pp, cell.subject, max(need, cell.n)))
