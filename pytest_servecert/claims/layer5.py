@@ -651,6 +651,12 @@ def equivalence_summary(
         "margin_pp": options.margin_pp,
         "min_coverage": options.min_coverage,
     }
+    cell_mdes = [r.figures["mde_pp"] for r in counted if "mde_pp" in r.figures]
+    if cell_mdes:  # the least sensitive measured cell
+        figures["mde_pp"] = max(cell_mdes)
+    needed = [r.figures["prompts_needed"] for r in counted if "prompts_needed" in r.figures]
+    if needed:
+        figures["prompts_needed"] = max(needed)
     headline = (
         f"{k}/{big_n} cells TOST-equivalent at ±{options.margin_pp:g} pp "
         f"({options.tost_method}, {level}% CI)"
