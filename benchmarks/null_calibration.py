@@ -14,7 +14,8 @@ claim, with 95% Wilson intervals:
 
 Usage::
 
-    python benchmarks/null_calibration.py [--runs 1000] [--seed 0] [--design default tr152]
+    python benchmarks/null_calibration.py [--runs 1000] [--seed 0]
+        [--design default tr152 default100]
         [--rules calibrated|seeds]
 
 ``--rules seeds`` shows what the seeds' literal statistics do on the same draws.
@@ -39,7 +40,9 @@ from pytest_servecert.claims.simulate import (
 )
 from pytest_servecert.stats import wilson_interval
 
-DESIGNS = {"default": DEFAULT_DESIGN, "tr152": TR152_DESIGN}
+DEFAULT_100 = SimDesign("default at 100 prompts/cell", DEFAULT_DESIGN.batteries,
+                        DEFAULT_DESIGN.models, DEFAULT_DESIGN.contexts, 100)
+DESIGNS = {"default": DEFAULT_DESIGN, "tr152": TR152_DESIGN, "default100": DEFAULT_100}
 
 
 def _rate(count: int, total: int) -> str:
