@@ -139,14 +139,6 @@ def exact_mcnemar_floor(
 def strict_rule_mde(
     n_safe: int, allowed: float = 0.0, margin_pp: float = 3.0, power: float = 0.80
 ) -> StrictMdeResult:
-    return _strict_rule_mde(check.count(n_safe, "n_safe"), float(allowed), float(margin_pp),
-                            float(power))
-
-
-@functools.lru_cache(maxsize=4096)
-def _strict_rule_mde(
-    n_safe: int, allowed: float, margin_pp: float, power: float
-) -> StrictMdeResult:
     """What the strict "no flip beyond the floor" rule can detect on a greedy cell.
 
     Parameters
@@ -174,6 +166,15 @@ def _strict_rule_mde(
     ``b ~ Binomial(n_safe, δ)``. With ``allowed = 0``: ``δ = 1 - (1 - power)**(1/n_safe)``,
     and ``n_needed = ceil(log(1 - power) / log(1 - margin))`` = 53 at 3 pp, 80% power.
     """
+    return _strict_rule_mde(check.count(n_safe, "n_safe"), float(allowed), float(margin_pp),
+                            float(power))
+
+
+@functools.lru_cache(maxsize=4096)
+def _strict_rule_mde(
+    n_safe: int, allowed: float, margin_pp: float, power: float
+) -> StrictMdeResult:
+    """Cached body of :func:`strict_rule_mde`."""
     n = check.count(n_safe, "n_safe")
     floor = math.floor(check.real(allowed, "allowed") + 1e-9)
     if floor < 0:
