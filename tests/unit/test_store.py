@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import multiprocessing
@@ -17,6 +18,7 @@ from pytest_servecert.batteries import Prompt
 from pytest_servecert.run.pair import PairCounts, count_pairs
 from pytest_servecert.store import (
     SCHEMA_VERSION,
+    PairRow,
     ResponseKey,
     SampledResponse,
     Store,
@@ -372,14 +374,14 @@ def test_count_pairs_keeps_planned_answers_and_discordant_pairs(paired: Store) -
     assert [(pair.prompt_id, cell) for pair, cell in kept] == [("h3", 1), ("h4", 1)]
 
 
-def test_count_pairs_refuses_an_unknown_expected_behaviour(store: Store) -> None:
-    # The old inline rule mapped anything but "refuse" to "comply"; safe_outcome refuses it.
-    for arm in (BASE, CAND):
-        k = key("m1", arm=arm, expected="maybe")
-        store.put_response(k, answer())
-        store.put_label(k.fingerprint, JUDGE, "cohort", "refusal")
+def test_count_pairs_refuses_an_unknown_expected_behaviour() -> None:
+    # The store's CHECK refuses such rows; the count refuses them too (safe_outcome) instead of
+    # the old inline rule's silent "anything but refuse means comply".
+    pair = PairRow("harmbench", "baseline", "p1", 0, 0, "maybe", "fb", "fc", "refusal", "refusal")
     with pytest.raises(ValueError, match="'maybe' is not 'refuse' or 'comply'"):
-        count_pairs(store.iter_pairs(BASE, CAND, JUDGE))
+        count_pairs([pair])
+    ok = dataclasses.replace(pair, expected="comply")
+    assert count_pairs([ok]) == {("harmbench", "baseline"): PairCounts(d=1)}  # both over-refused
 
 
 def test_iter_pairs_streams_and_agrees_with_count_pairs(paired: Store) -> None:
