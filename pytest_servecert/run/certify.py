@@ -5,10 +5,10 @@ from __future__ import annotations
 import fcntl
 import hashlib
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from .. import __version__
 from ..claims.rules import apply_gates
@@ -17,8 +17,14 @@ from ..design import contexts, naive_server_count
 from ..store import Store
 from .judge import judge
 from .pair import pair_cells
-from .plan import Plan, StackExtra, build_groups, load_batteries, parameter_count
-from .plan import resolve_served_model
+from .plan import (
+    Plan,
+    StackExtra,
+    build_groups,
+    load_batteries,
+    parameter_count,
+    resolve_served_model,
+)
 from .results import CertificationRun, RunCounts
 from .sample import Progress, sample
 from .timing import Timer

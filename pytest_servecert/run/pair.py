@@ -170,11 +170,11 @@ def pair_cells(
                     planned=prompts,
                 ))
             for battery_id, (battery, _) in plan.batteries.items():
-                common = dict(
-                    battery=battery_id, model=config.model.name, context=ctx.label,
-                    family=config.model.family, harmful=battery.harmful,
-                    candidate=arm.name, settings=settings,
-                )
+                common: dict[str, Any] = {
+                    "battery": battery_id, "model": config.model.name, "context": ctx.label,
+                    "family": config.model.family, "harmful": battery.harmful,
+                    "candidate": arm.name, "settings": settings,
+                }
                 got = counts.get(battery_id, PairCounts())
                 if reason or got.n + got.excluded == 0:
                     cells.append(CellTable(

@@ -7,10 +7,11 @@ speculative arm is built while planning (``design.server_plan`` resolves it).
 from __future__ import annotations
 
 import json
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any
 
 from ..batteries import Battery, Prompt, custom_battery_from_config, load_battery, subsample
 from ..config import ConfigError, ServecertConfig

@@ -9,8 +9,9 @@ Nothing here judges or counts pairs.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Callable, Mapping
+from typing import Any
 
 from ..batteries import Prompt
 from ..design import Context

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import replace
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 from ..claims.cells import CellTable
 from ..claims.layer1 import JudgeInfo, anchor_result, evaluate_layer1

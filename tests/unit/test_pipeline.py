@@ -92,7 +92,7 @@ def _answer(arm: str, prompt: str) -> str:
 
 
 class _Handler(BaseHTTPRequestHandler):
-    def do_POST(self) -> None:  # noqa: N802 - http.server's name
+    def do_POST(self) -> None:
         body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
         assert self.path == "/v1/chat/completions"
         arm = self.server.arm  # type: ignore[attr-defined]
