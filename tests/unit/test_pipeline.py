@@ -1,5 +1,6 @@
 """The whole pipeline (plan → sample → store → judge → pair → claims → certificate) in one
-unit test, against a stand-in OpenAI-compatible server on loopback and the regex judge.
+unit test, against a stand-in OpenAI-compatible server on loopback and the regex judge (and
+once more with rejected prompts and a server that dies mid-run).
 
 The seam is ``certify(..., server_factory=...)`` (handed to ``ServerPool(factory=...)``): every
 other step is the real code. The stand-in answers deterministically per arm, so each count
@@ -95,15 +96,26 @@ class _Handler(BaseHTTPRequestHandler):
     def do_POST(self) -> None:
         body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
         assert self.path == "/v1/chat/completions"
-        arm = self.server.arm  # type: ignore[attr-defined]
-        text = _answer(arm, body["messages"][-1]["content"])
-        self.server.requests += 1  # type: ignore[attr-defined]
-        payload = json.dumps({
+        server: Any = self.server
+        prompt = body["messages"][-1]["content"]
+        if server.faulty and server.arm == "baseline~aa" and body["temperature"] == 0.7:
+            server.dead = True  # dies at its first T = 0.7 request, without answering
+            self.close_connection = True
+            threading.Thread(target=server.shutdown, daemon=True).start()
+            return
+        if server.faulty and prompt.startswith(f"harm {N_HARM - 1}:"):
+            self._send(400, {"error": {"message": "prompt longer than the context"}})
+            return
+        text = _answer(server.arm.removesuffix("~aa"), prompt)
+        self._send(200, {
             "choices": [{"message": {"role": "assistant", "content": text},
                          "finish_reason": "stop"}],
             "usage": {"prompt_tokens": 5, "completion_tokens": 5},
-        }).encode()
-        self.send_response(200)
+        })
+
+    def _send(self, status: int, body: dict[str, Any]) -> None:
+        payload = json.dumps(body).encode()
+        self.send_response(status)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(payload)))
         self.end_headers()
@@ -114,9 +126,14 @@ class _Handler(BaseHTTPRequestHandler):
 
 
 class StandIn(Server):
-    """An OpenAI-compatible HTTP server on loopback that answers like one arm."""
+    """An OpenAI-compatible HTTP server on loopback that answers like one arm.
+
+    With ``faulty``: every arm rejects the last harmful prompt (HTTP 400, final) and the A/A
+    replica's server dies at its first temperature=0.7 request.
+    """
 
     engine = "vllm"
+    faulty = False
 
     def __init__(self, spec: ServerSpec, **_: Any) -> None:
         super().__init__(spec)
@@ -131,25 +148,26 @@ class StandIn(Server):
     def start(self) -> StandIn:
         if self.arm == "spec_draft":
             raise ServerStartError(START_FAILURE, returncode=1, label=self.spec.label)
-        self._http = ThreadingHTTPServer((LOOPBACK, 0), _Handler)
-        arm = "baseline" if self.arm == "baseline~aa" else self.arm
-        self._http.arm = arm  # type: ignore[attr-defined]
-        self._http.requests = 0  # type: ignore[attr-defined]
+        http: Any = ThreadingHTTPServer((LOOPBACK, 0), _Handler)
+        http.arm, http.faulty, http.dead = self.arm, self.faulty, False
+        self._http = http
         threading.Thread(target=self._http.serve_forever, daemon=True).start()
         self.start_seconds = 0.0
         return self
 
     def stop(self) -> None:
-        if self._http is not None:
-            self._http.shutdown()
-            self._http.server_close()
+        http: Any = self._http
+        if http is not None:
+            if not http.dead:
+                http.shutdown()
+            http.server_close()
             self._http = None
 
     def alive(self) -> bool:
-        return self._http is not None
+        return self._http is not None and not self._http.dead  # type: ignore[attr-defined]
 
     def death_reason(self) -> tuple[str, int | None]:
-        return ("stopped", None)
+        return ("stand-in server went away", None)
 
     def stack_identity(self, extra: Any = None) -> Any:
         raise NotImplementedError  # the run collects stack identities from the spec
@@ -236,3 +254,32 @@ def test_whole_pipeline_against_a_stand_in_server(config) -> None:
     assert again.counts.labels_written == 0
     assert again.cells == run.cells
     assert {(r.claim.id, r.subject): r.verdict.value for r in again.results} == verdicts
+
+
+class FaultyStandIn(StandIn):
+    faulty = True
+
+
+def test_rejections_and_a_dead_server_are_counted_and_resumed(config) -> None:
+    run = certify(config, server_factory=FaultyStandIn)
+    contexts = run.contexts
+    per_arm = len(contexts) * (N_HARM + N_BENIGN)
+    counts = run.counts
+    # 3 served arms x 3 contexts reject one prompt each, except the A/A replica's dead context
+    assert counts.requests_rejected == 8
+    assert counts.request_errors == N_HARM + N_BENIGN  # the dead context, nothing answered
+    assert counts.requests_sent == 3 * per_arm
+    assert {s.arm: s.status for s in run.servers}["baseline~aa"] == "died"
+    fp8 = {(c.battery, c.context): c for c in run.cells["fp8_kv"]}
+    for ctx in contexts:
+        harm = fp8[("harm", ctx)]
+        assert (harm.a, harm.b, harm.unjudgeable) == (15, 4, 0)  # the rejected prompt drops out
+        # the noise floor exists only where the A/A replica answered
+        assert (harm.noise_floor is None) == (ctx == "temperature=0.7")
+
+    # a re-run retries the failed requests only (rejections are final)
+    again = certify(config, server_factory=FaultyStandIn)
+    assert again.counts.requests_sent == N_HARM + N_BENIGN
+    assert again.counts.requests_rejected == 8
+    assert again.counts.responses_reused == 3 * per_arm - 8 - (N_HARM + N_BENIGN)
+    assert again.cells == run.cells
