@@ -69,7 +69,7 @@ def torch_model() -> Any:
     torch = pytest.importorskip("torch", reason="layer 3 needs torch (the model extra)")
     from transformers import AutoModelForCausalLM
 
-    from pytest_servecert.serving.tiny import ensure_model
+    from pytest_servecert.models import ensure_model
 
     torch.set_num_threads(THREADS)
     model = AutoModelForCausalLM.from_pretrained(str(ensure_model("target")), dtype=torch.float32)
@@ -171,7 +171,7 @@ def _require_vllm() -> None:
 @pytest.fixture(scope="module")
 def vllm_model() -> Path:
     _require_vllm()
-    from pytest_servecert.serving.tiny import ensure_model
+    from pytest_servecert.models import ensure_model
 
     return ensure_model("target")
 

@@ -33,7 +33,7 @@ class UsageError(Exception):
 
 
 def _build_one(kind: str, cache_dir: Path | None, force: bool) -> str:
-    from pytest_servecert.serving.tiny import build_model, model_dir
+    from pytest_servecert.models import build_model, model_dir
 
     def log(msg: str) -> None:
         print(msg, file=sys.stderr, flush=True)
@@ -59,7 +59,7 @@ def _model_build(args: argparse.Namespace) -> int:
 
 
 def _model_info(args: argparse.Namespace) -> int:
-    from pytest_servecert.serving.tiny import model_info
+    from pytest_servecert.models import model_info
 
     try:
         info = model_info(args.path)
