@@ -16,6 +16,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
+from .errors import ServecertError
+
 # The knobs the design understands (design.py maps each to server flags or request params).
 SERVER_AXES = ("kv_cache_dtype", "prefix_caching", "speculative")
 CLIENT_AXES = ("batch_size", "temperature")
@@ -39,7 +41,7 @@ ENGINE_AXIS_GAPS: dict[tuple[str, str], str] = {
 }
 
 
-class ConfigError(ValueError):
+class ConfigError(ServecertError, ValueError):
     """A user error in the certification config (printed as one line, no traceback)."""
 
 

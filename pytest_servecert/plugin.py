@@ -149,11 +149,12 @@ def pytest_terminal_summary(
 @pytest.fixture(scope="session")
 def servecert_config(pytestconfig: pytest.Config) -> "ServecertConfig":
     """The certification config; a bad config ends the run with one line, no traceback."""
-    from .config import ConfigError, load_config
+    from .config import load_config
+    from .errors import ServecertError
 
     try:
         return load_config(config_path(pytestconfig))
-    except ConfigError as exc:
+    except ServecertError as exc:
         pytest.exit(f"servecert: {exc}", returncode=pytest.ExitCode.USAGE_ERROR)
 
 
@@ -175,19 +176,16 @@ def _say(config: pytest.Config, message: str) -> None:
 @pytest.fixture(scope="session")
 def servecert_run(pytestconfig: pytest.Config, servecert_config: "ServecertConfig") -> "CertificationRun":
     """Run (or resume) the layer-5 certification once per session and write its certificate."""
-    from .batteries import BatteryError
-    from .config import ConfigError
-    from .judges.base import JudgeError
+    from .errors import ServecertError
     from .report.certificate import certificate_dict, write_certificate
     from .runner import certify
-    from .store import StoreError
 
     def stack_extra(arm: str, stack: dict[str, Any]) -> None:
         pytestconfig.hook.pytest_servecert_stack_info(config=pytestconfig, arm=arm, stack=stack)
 
     try:
         run = certify(servecert_config, progress=lambda m: _say(pytestconfig, m), stack_extra=stack_extra)
-    except (ConfigError, BatteryError, JudgeError, StoreError) as exc:
+    except ServecertError as exc:  # bad config or data, judge, store: one line, no traceback
         pytest.exit(f"servecert: {exc}", returncode=pytest.ExitCode.USAGE_ERROR)
     certificate = certificate_dict(run)
     pytestconfig.hook.pytest_servecert_certificate(config=pytestconfig, certificate=certificate)

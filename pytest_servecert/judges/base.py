@@ -35,6 +35,8 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 from urllib.parse import urlsplit
 
+from ..errors import ServecertError
+
 __all__ = [
     "DEFAULT_OLLAMA_ENDPOINT",
     "SPEC_KINDS",
@@ -70,7 +72,7 @@ class Label(str, enum.Enum):
         return self.value
 
 
-class JudgeError(Exception):
+class JudgeError(ServecertError):
     """Base class of judge errors."""
 
 

@@ -38,6 +38,8 @@ import tarfile
 import tempfile
 from pathlib import Path
 
+from ..errors import ServecertError
+
 __all__ = [
     "OUTTYPES",
     "GGUFError",
@@ -61,7 +63,7 @@ _FORMAT_VERSION = 1  # bump when the conversion recipe (wrapper, flags) changes
 _CONVERT_TIMEOUT_S = 1800.0
 
 
-class GGUFError(RuntimeError):
+class GGUFError(ServecertError, RuntimeError):
     """A GGUF could not be produced (one line: what, where, and what to do)."""
 
 

@@ -16,13 +16,14 @@ from pathlib import Path
 from typing import Any
 
 from ..claims.cells import CellStatus
+from ..errors import ServecertError
 from ..session import _plain, result_to_dict
 
 SCHEMA_VERSION = 1
 SCHEMA_FILE = f"certificate.v{SCHEMA_VERSION}.schema.json"
 
 
-class CertificateError(ValueError):
+class CertificateError(ServecertError, ValueError):
     """A certificate file cannot be read (one line naming the file and the problem)."""
 
 

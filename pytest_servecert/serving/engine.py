@@ -43,6 +43,8 @@ from typing import TYPE_CHECKING, Any, ClassVar, Self
 
 import httpx
 
+from ..errors import ServecertError
+
 if TYPE_CHECKING:
     from .stack import StackIdentity
 
@@ -147,7 +149,7 @@ class ServerSpec:
 # errors
 
 
-class ServingError(RuntimeError):
+class ServingError(ServecertError, RuntimeError):
     """Base class of this package's server errors."""
 
 
