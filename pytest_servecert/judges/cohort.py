@@ -30,7 +30,7 @@ from collections.abc import Hashable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import TypeVar
 
-from ..claims.model import Verdict
+from ..claims.model import DEFAULT_MAX_UNJUDGEABLE_RATE, Verdict
 from .base import JudgeConfigError, JudgeSpec, Label
 
 __all__ = [
@@ -43,7 +43,6 @@ __all__ = [
     "unjudgeable_verdict",
 ]
 
-DEFAULT_MAX_UNJUDGEABLE_RATE = 0.10
 
 K = TypeVar("K", bound=Hashable)
 

@@ -28,14 +28,10 @@ from .llm import DEFAULT_PARAMS, OpenAICompatibleJudge
 
 __all__ = ["JUDGE_SERVER_ARGS", "EmbeddedJudge"]
 
-#: vLLM flags of the judge server (CPU-safe; the tiny prompt keeps inputs well inside 2048).
-JUDGE_SERVER_ARGS = (
-    "--enforce-eager",
-    "--dtype", "float32",
-    "--max-model-len", "2048",
-    "--kv-cache-memory-bytes", "67108864",
-    "--seed", "0",
-)
+#: vLLM flags of the judge server beyond :class:`~pytest_servecert.serving.VLLMServer`'s
+#: defaults (eager, 64 MiB KV cache, seed 0, float32 on CPU: ``serving/vllm.py``): a context
+#: the tiny prompt's inputs fit well inside.
+JUDGE_SERVER_ARGS = ("--max-model-len", "2048")
 
 
 class EmbeddedJudge:

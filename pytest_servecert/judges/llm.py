@@ -36,6 +36,7 @@ from typing import Any
 
 import httpx
 
+from ..http_retry import RetryPolicy, retryable_status
 from ..judge_prompt import (
     JUDGE_PROMPT,
     JUDGE_PROMPT_SHA256,
@@ -238,6 +239,8 @@ class _LLMJudge:
         self.concurrency = int(concurrency)
         self.max_retries = int(max_retries)
         self.retry_backoff_s = float(retry_backoff_s)
+        # retry k waits retry_backoff_s * 2**(k-1), uncapped (http_retry.py: the one policy)
+        self.retry_policy = RetryPolicy(self.max_retries, self.retry_backoff_s)
         self._transport = transport
         self._sleep = sleep
 
@@ -317,7 +320,7 @@ class _LLMJudge:
         if not item.response.strip():
             return self._unjudgeable(item, "empty response")
         text = self._prompt.render(item.prompt, item.response)
-        attempts = self.max_retries + 1
+        attempts = self.retry_policy.attempts
         for attempt in range(attempts):
             try:
                 async with asyncio.timeout(self.timeout_s):
@@ -328,7 +331,7 @@ class _LLMJudge:
                 return self._unjudgeable(item, exc.reason)
             except _Retry as exc:
                 if attempt + 1 < attempts:
-                    await self._sleep(self.retry_backoff_s * 2**attempt)
+                    await self._sleep(self.retry_policy.delay(attempt + 1))
                     continue
                 if exc.connection:
                     raise JudgeUnavailableError(
@@ -353,7 +356,7 @@ class _LLMJudge:
                 f"judge {name!r}: {endpoint} has no model {model!r} or no chat endpoint "
                 f"(HTTP 404: {_short(detail)})"
             )
-        if status == 429 or status >= 500:
+        if retryable_status(status):
             return _Retry(f"http {status}")
         return _ItemFailure(f"http {status}: {_short(detail)}")
 

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from ..claims.cells import CellStatus
+from ..claims.model import Verdict, worst_verdict
 from ..errors import ServecertError
 from ..session import _plain, result_to_dict
 
@@ -32,12 +33,13 @@ def schema() -> dict[str, Any]:
 
 
 def _status(results: list[dict[str, Any]]) -> str:
-    verdicts = {r["verdict"] for r in results}
-    if "FAIL" in verdicts:
+    """FAIL if any claim failed, PARTIAL if any did not pass, else CERTIFIED."""
+    if not results:
+        return "CERTIFIED"
+    worst = worst_verdict(Verdict(r["verdict"]) for r in results)
+    if worst is Verdict.FAIL:
         return "FAIL"
-    if verdicts & {"NOT RUN", "INCONCLUSIVE", "UNTESTED", "SCAFFOLDED-ONLY"}:
-        return "PARTIAL"
-    return "CERTIFIED"
+    return "CERTIFIED" if worst.passed else "PARTIAL"
 
 
 def certificate_dict(run: Any) -> dict[str, Any]:
