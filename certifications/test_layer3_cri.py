@@ -1,4 +1,4 @@
-"""Layer 3 — stack reproducibility of latency claims (CRI; DESIGN §7, seed 002 C6, TR147).
+"""Layer 3 — stack reproducibility of latency claims (CRI; README "Layer 3", seed 002 C6, TR147).
 
 A latency claim ("torch.compile makes decode N× faster") can flip on a minor dependency bump
 (seed 002 §6.1: 62.82 % → 0.84 % on a Triton bump). This file measures, with pytest-benchmark

@@ -83,6 +83,21 @@ def config_path(config: pytest.Config) -> Path:
     return Path(option) if option else Path(config.rootpath) / "servecert.toml"
 
 
+def load_config_or_exit(config: pytest.Config) -> "ServecertConfig":
+    """The certification config; a bad one ends the run with one line, no traceback.
+
+    The one way the plugin and the certification suite (its ``conftest.py`` and test modules
+    that parametrise from the config) load it.
+    """
+    from .config import load_config
+    from .errors import ServecertError
+
+    try:
+        return load_config(config_path(config))
+    except ServecertError as exc:
+        pytest.exit(f"servecert: {exc}", returncode=pytest.ExitCode.USAGE_ERROR)
+
+
 @pytest.fixture(scope="session")
 def servecert_session(pytestconfig: pytest.Config) -> "CertSession":
     """The run's collected claim results (controller-side view; per worker under xdist)."""
@@ -149,13 +164,7 @@ def pytest_terminal_summary(
 @pytest.fixture(scope="session")
 def servecert_config(pytestconfig: pytest.Config) -> "ServecertConfig":
     """The certification config; a bad config ends the run with one line, no traceback."""
-    from .config import load_config
-    from .errors import ServecertError
-
-    try:
-        return load_config(config_path(pytestconfig))
-    except ServecertError as exc:
-        pytest.exit(f"servecert: {exc}", returncode=pytest.ExitCode.USAGE_ERROR)
+    return load_config_or_exit(pytestconfig)
 
 
 def _say(config: pytest.Config, message: str) -> None:

@@ -1,4 +1,4 @@
-"""Layer 5, serving-state independence: the DESIGN §7 rules over one candidate's cells.
+"""Layer 5, serving-state independence: the README "Claims" rules over one candidate's cells.
 
 Every function takes the candidate's cells (measured and NOT RUN; see :mod:`.cells`) and returns
 :class:`~.model.ClaimResult` s. Conventions shared by all of them:
@@ -55,7 +55,7 @@ class Layer5Options:
     Parameters
     ----------
     margin_pp
-        Equivalence margin, also the interaction-spread threshold (DESIGN §7: 3 pp).
+        Equivalence margin, also the interaction-spread threshold (README "Claims": 3 pp).
     alpha
         Significance level: one-sided per TOST test, family-wise for Holm, two-sided for the
         pooled OR interval.

@@ -2,7 +2,7 @@
 
 Pure data. A claim is a certification statement with a statistic, a threshold and a tier;
 a ``ClaimResult`` is what one evaluation of it concluded. Verdict semantics
-(DESIGN §2, seed 003): a claim that could not be measured is NOT_RUN / UNTESTED /
+(README "Verdicts"; seed 003): a claim that could not be measured is NOT_RUN / UNTESTED /
 INCONCLUSIVE, never CERTIFIED.
 """
 

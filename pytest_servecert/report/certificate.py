@@ -18,7 +18,7 @@ from typing import Any
 from ..claims.cells import CellStatus
 from ..claims.model import Verdict, worst_verdict
 from ..errors import ServecertError
-from ..session import _plain, result_to_dict
+from ..session import json_safe, result_to_dict
 
 SCHEMA_VERSION = 1
 SCHEMA_FILE = f"certificate.v{SCHEMA_VERSION}.schema.json"
@@ -66,17 +66,17 @@ def certificate_dict(run: Any) -> dict[str, Any]:
                     "a": cell.noise_floor.a, "b": cell.noise_floor.b,
                     "c": cell.noise_floor.c, "d": cell.noise_floor.d,
                 },
-                "examples": _plain([dict(e) for e in examples.get((candidate, cell.battery, cell.context), ())]),
+                "examples": json_safe([dict(e) for e in examples.get((candidate, cell.battery, cell.context), ())]),
             }
             cells.append(row)
     arms: dict[str, dict[str, Any]] = {}
     for server in run.servers:
         arm = arms.setdefault(server.arm, {"name": server.arm, "role": server.role, "servers": []})
         arm["servers"].append({
-            "settings": _plain(dict(server.settings)),
+            "settings": json_safe(dict(server.settings)),
             "spec_fingerprint": server.spec_fingerprint,
             "stack_fingerprint": server.stack_fingerprint,
-            "stack": _plain(dict(server.stack)),
+            "stack": json_safe(dict(server.stack)),
             "status": server.status,
             "reason": server.reason,
             "start_s": server.start_s,
@@ -94,11 +94,11 @@ def certificate_dict(run: Any) -> dict[str, Any]:
         "run_id": run.run_id,
         "spec": {
             "config_path": str(config.path),
-            "model": _plain(dict(run.model)),
+            "model": json_safe(dict(run.model)),
             "engine": config.engine.name,
-            "design": {"kind": config.design.kind, "axes": _plain(dict(config.design.axes)), "contexts": list(run.contexts)},
-            "batteries": _plain(list(run.batteries)),
-            "judges": _plain(list(run.judges)),
+            "design": {"kind": config.design.kind, "axes": json_safe(dict(config.design.axes)), "contexts": list(run.contexts)},
+            "batteries": json_safe(list(run.batteries)),
+            "judges": json_safe(list(run.judges)),
             "sampling": {
                 "prompts_per_cell": config.sampling.prompts_per_cell,
                 "max_tokens": config.sampling.max_tokens,
@@ -118,7 +118,7 @@ def certificate_dict(run: Any) -> dict[str, Any]:
         "not_run": not_run,
         "claims": results,
         "licensable": dict(run.sentences),
-        "judge_agreement": _plain([dict(a) for a in getattr(run, "judge_agreement", ())]),
+        "judge_agreement": json_safe([dict(a) for a in getattr(run, "judge_agreement", ())]),
         "counts": {
             "requests_planned": counts.requests_planned,
             "requests_sent": counts.requests_sent,

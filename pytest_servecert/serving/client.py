@@ -3,7 +3,7 @@
 One :class:`httpx.AsyncClient` (pool sized to the concurrency) sends every request of a
 run; an :class:`asyncio.Semaphore` bounds requests in flight, which *is* the serving-state
 ``batch_size`` axis. Results come back as they complete, so the caller stores each one
-before the next arrives (DESIGN §8: every response is stored before it is judged).
+before the next arrives (``runner.py``: every response is stored before it is judged).
 
 Per request: bounded retries with exponential backoff on connection errors, HTTP 5xx and
 429; never on other 4xx; a per-attempt timeout that turns into an error result. A server
