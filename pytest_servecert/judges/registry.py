@@ -44,8 +44,8 @@ def register_judge_kind(kind: str, factory: Factory) -> None:
 
 
 def known_kinds() -> tuple[str, ...]:
-    """Every registered kind, in registration order: the one list of judge kinds."""
-    return tuple(_FACTORIES)
+    """Every registered kind, sorted: the one list of judge kinds."""
+    return tuple(sorted(_FACTORIES))
 
 
 def infer_family(model: str) -> str:
