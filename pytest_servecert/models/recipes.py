@@ -246,6 +246,8 @@ def build_model(
     with open(lock_path, "a+") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         if _complete(out_dir) and not force:
+            if log:
+                log(f"servecert-tiny {recipe.kind}: cached at {out_dir} (recipe {digest[:16]})")
             return out_dir
         # Leftovers of builders that were SIGKILLed: only a lock holder creates them.
         for stale in out_dir.parent.glob(f".{out_dir.name}.*.tmp"):

@@ -229,6 +229,21 @@ def test_recipe_hash_tracks_lexicons_and_hyperparameters(tmp_path: Path) -> None
     assert recipes.recipe_hash(SMALL, recipe_dir) != base
 
 
+def test_recipe_hash_reads_the_builder_source_as_before_the_move() -> None:
+    # The move to models/ (issue #19) must not re-key cached models: every line the move
+    # edited is hashed in its old form, and no entry of that map is stale.
+    from pytest_servecert.models import judge as tiny_judge
+
+    sources = [Path(m.__file__) for m in (tiny_corpus, tiny_train, tiny_judge)]
+    lines = {line for path in sources for line in path.read_text(encoding="utf-8").split("\n")}
+    assert set(recipes._PRE_MOVE_LINES) <= lines
+    for path in sources:
+        name, hashed = recipes.hashed_source(path)
+        assert name == f"tiny_{path.name}"
+        assert b"pytest_servecert.models" not in hashed
+        assert b"pytest_servecert.judge_prompt" not in hashed
+
+
 def test_target_and_draft_share_the_tokenizer_recipe() -> None:
     assert recipes.recipe_for("target").tokenizer == recipes.recipe_for("draft").tokenizer
     target, draft = recipes.recipe_for("target"), recipes.recipe_for("draft")
