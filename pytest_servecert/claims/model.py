@@ -13,7 +13,6 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-
 #: The largest share of unjudgeable labels a battery (cohort gate) or a cell (layer 5) may have
 #: before its claims are INCONCLUSIVE: a plugin decision, the seeds give no figure (TR152 lost
 #: 2.6 % of its pairs). ``[judges] max_unjudgeable_rate`` overrides it; this is its one default.

@@ -37,7 +37,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pytest_servecert.models import corpus as tiny_corpus, train as tiny_train
+from pytest_servecert.models import corpus as tiny_corpus
+from pytest_servecert.models import train as tiny_train
 from pytest_servecert.models.corpus import Example
 
 __all__ = [

@@ -114,7 +114,7 @@ _FORMAT_VERSION = 1  # bump when the on-disk layout changes
 _HASHED_AS = {
     "corpus.py": "tiny_corpus.py", "train.py": "tiny_train.py", "judge.py": "tiny_judge.py"
 }
-_PRE_MOVE_LINES = {  # line as it is now: line as it was
+_PRE_MOVE_LINES: dict[str, str | None] = {  # line now: line before the move (None: none)
     (
         "from pytest_servecert.models.corpus import CorpusSpec,"
         " Example, generate_corpus, load_lexicon"
@@ -137,8 +137,9 @@ _PRE_MOVE_LINES = {  # line as it is now: line as it was
             "schedule (``tiny_train``); only the corpus and the"
             " loss (answer tokens only) differ. It is"
         ),
-    "from pytest_servecert.models import corpus as tiny_corpus, train as tiny_train":
+    "from pytest_servecert.models import corpus as tiny_corpus":
         "from pytest_servecert.serving import tiny_corpus, tiny_train",
+    "from pytest_servecert.models import train as tiny_train": None,  # merged into the line above
     "from pytest_servecert.models.corpus import Example":
         "from pytest_servecert.serving.tiny_corpus import Example",
     "    from pytest_servecert.judge_prompt import TINY_JUDGE_PROMPT":
@@ -149,7 +150,8 @@ _PRE_MOVE_LINES = {  # line as it is now: line as it was
 def hashed_source(path: Path) -> tuple[str, bytes]:
     """``(name, bytes)`` a builder source file enters the recipe hash with (see above)."""
     lines = Path(path).read_bytes().decode("utf-8").split("\n")
-    text = "\n".join(_PRE_MOVE_LINES.get(line, line) for line in lines)
+    before = (_PRE_MOVE_LINES.get(line, line) for line in lines)
+    text = "\n".join(line for line in before if line is not None)
     return _HASHED_AS[Path(path).name], text.encode("utf-8")
 
 

@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 
 from pytest_servecert.config import ConfigError
-from pytest_servecert.runner import resolve_served_model
 from pytest_servecert.models.gguf import GGUFError, ensure_gguf, gguf_key, resolve_gguf
+from pytest_servecert.runner import resolve_served_model
 
 
 @pytest.fixture
