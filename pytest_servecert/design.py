@@ -16,16 +16,9 @@ import hashlib
 import itertools
 import json
 from dataclasses import dataclass
-from typing import Any, Callable, Iterator, Mapping
+from typing import Any, Callable, Mapping
 
-from .config import (
-    CLIENT_AXES,
-    SERVER_AXES,
-    ArmConfig,
-    DesignConfig,
-    SamplingConfig,
-    ServecertConfig,
-)
+from .config import SERVER_AXES, ArmConfig, DesignConfig, SamplingConfig, ServecertConfig
 
 CENTER_LABEL = "baseline"
 
@@ -256,16 +249,3 @@ def planned_requests(config: ServecertConfig, prompts_per_battery: Mapping[str, 
             draws = len(arm_draws(config.sampling, arm.role, ctx))
             total += draws * sum(prompts_per_battery.values())
     return total
-
-
-def client_axes() -> tuple[str, ...]:
-    return CLIENT_AXES
-
-
-def iter_cells(
-    arms: tuple[ArmPlan, ...], ctxs: tuple[Context, ...], batteries: tuple[str, ...]
-) -> Iterator[tuple[ArmPlan, Context, str]]:
-    for arm in arms:
-        for ctx in ctxs:
-            for battery in batteries:
-                yield arm, ctx, battery

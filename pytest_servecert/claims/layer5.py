@@ -1,4 +1,4 @@
-"""Layer 5, serving-state independence: the DESIGN §7 rules over one candidate's cells.
+"""Layer 5, serving-state independence: the README "Claims" rules over one candidate's cells.
 
 Every function takes the candidate's cells (measured and NOT RUN; see :mod:`.cells`) and returns
 :class:`~.model.ClaimResult` s. Conventions shared by all of them:
@@ -45,7 +45,7 @@ from typing import Any
 from .. import stats
 from .catalogue import EQUIVALENCE, HARMFUL_CORE, HOLM, INTERACTION, POOLED_LEAN
 from .cells import CellTable
-from .model import Claim, ClaimResult, Tier, Verdict
+from .model import DEFAULT_MAX_UNJUDGEABLE_RATE, Claim, ClaimResult, Tier, Verdict
 from .scope import axis_coverage, join_words, scope_text
 
 __all__ = [
@@ -72,7 +72,7 @@ class Layer5Options:
     ----------
     margin_pp
         Equivalence margin, and the effect every null must have been able to detect
-        (DESIGN §7: 3 pp).
+        (README "Claims": 3 pp).
     alpha
         Significance level: one-sided per TOST test, family-wise for Holm and the harmful
         core, two-sided for the pooled OR interval.
@@ -91,7 +91,7 @@ class Layer5Options:
         Bootstrap resamples and seed (ignored by ``paired_t``).
     max_unjudgeable_rate
         Largest tolerated share of a cell's prompts dropped for unjudgeable labels
-        (a plugin decision: the seeds give no figure; TR152 lost 2.6% of its pairs).
+        (:data:`~pytest_servecert.claims.model.DEFAULT_MAX_UNJUDGEABLE_RATE`).
     min_coverage
         Share of measured cells that must be TOST-equivalent for the summary claim to be
         CERTIFIED (seed 002 L5-04: ≥ 95%).
@@ -102,7 +102,7 @@ class Layer5Options:
     tost_method: str = "score"
     n_boot: int = 10_000
     seed: int = 0
-    max_unjudgeable_rate: float = 0.05
+    max_unjudgeable_rate: float = DEFAULT_MAX_UNJUDGEABLE_RATE
     min_coverage: float = 0.95
     spread_limit_pp: float = 3.0
     rules: str = "calibrated"
