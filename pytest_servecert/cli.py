@@ -6,6 +6,7 @@ so new command groups (``servecert report ...``) plug in beside ``model``::
     servecert model build [--kind target|draft|judge|all] [--cache-dir DIR] [--force]
     servecert model info DIR
     servecert report CERT.json [-o OUT.html]
+    servecert plan [--servecert-config F] [--mde-pp 3] [--power 0.8]
 
 ``model build`` prints the model directory as its last line (with
 ``--kind all``: the judge's, the draft's, then the target's), so scripts can do
@@ -107,8 +108,40 @@ def _add_report_commands(sub: argparse._SubParsersAction) -> None:  # type: igno
     report.set_defaults(handler=_report)
 
 
+def _plan(args: argparse.Namespace) -> int:
+    import math
+
+    from pytest_servecert.config import ConfigError, load_config
+    from pytest_servecert.planner import plan, plan_lines
+
+    for name, value, low, high in (("--mde-pp", args.mde_pp, 0.0, 100.0),
+                                   ("--power", args.power, 0.0, 1.0)):
+        if value is not None and not (math.isfinite(value) and low < value < high):
+            raise UsageError(f"{name} {value}: expected a number in ({low:g}, {high:g})")
+    try:
+        config = load_config(args.servecert_config)
+    except ConfigError as exc:
+        raise UsageError(str(exc)) from None
+    mde = args.mde_pp if args.mde_pp is not None else config.claims.margin_pp
+    power = args.power if args.power is not None else config.claims.power
+    print("\n".join(plan_lines(config, plan(config, mde, power), mde, power)))
+    return 0
+
+
+def _add_plan_commands(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    cmd = sub.add_parser("plan", help="prompts per cell, requests, boots and time a config "
+                         "needs, before anything boots")
+    cmd.add_argument("--servecert-config", type=Path, default=Path("servecert.toml"),
+                     metavar="F", help="the config (default: servecert.toml)")
+    cmd.add_argument("--mde-pp", type=float, default=None,
+                     help="effect to detect, percentage points (default: [claims] margin_pp)")
+    cmd.add_argument("--power", type=float, default=None,
+                     help="power to detect it with (default: [claims] power, 0.8)")
+    cmd.set_defaults(handler=_plan)
+
+
 # Command groups, in the order ``--help`` lists them; append to extend the CLI.
-COMMAND_GROUPS: list[Callable[[argparse._SubParsersAction], None]] = [_add_model_commands, _add_report_commands]  # type: ignore[type-arg]
+COMMAND_GROUPS: list[Callable[[argparse._SubParsersAction], None]] = [_add_model_commands, _add_report_commands, _add_plan_commands]  # type: ignore[type-arg]
 
 
 def build_parser() -> argparse.ArgumentParser:

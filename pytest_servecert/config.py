@@ -77,6 +77,9 @@ class SamplingConfig:
     top_p: float = 1.0
     seed: int = 0
     replicates: int = 1
+    # A/A draws per prompt in T > 0 contexts, with seeds independent of the baseline's: the
+    # sampling floor the harmful core judges a sampled candidate against (claims/layer5.py).
+    aa_replicates: int = 3
 
 
 @dataclass(frozen=True)
@@ -133,10 +136,12 @@ class JudgesConfig:
 class ClaimsConfig:
     alpha: float = 0.05
     margin_pp: float = 3.0
-    tost_method: str = "bootstrap"
+    tost_method: str = "score"
     n_boot: int = 10000
     spread_limit_pp: float = 3.0
     scale_band: tuple[float, float] = (1e9, 4e9)
+    rules: str = "calibrated"  # or "seeds": the seeds' literal statistics (reproduction only)
+    power: float = 0.80
 
 
 @dataclass(frozen=True)
@@ -217,7 +222,7 @@ class _Section:
 
 
 def _positive(section: _Section, key: str, value: float | int) -> None:
-    if value <= 0:
+    if not value > 0:  # NaN included
         raise section.error(key, value, "a positive number")
 
 
@@ -381,8 +386,9 @@ def parse_config(raw: Mapping[str, Any], path: Path) -> ServecertConfig:
         top_p=float(s.get("top_p", 1.0, (int, float), "a number in (0, 1]")),
         seed=s.get("seed", 0, int, "an integer"),
         replicates=s.get("replicates", 1, int, "an integer >= 1"),
+        aa_replicates=s.get("aa_replicates", 3, int, "an integer >= 1"),
     )
-    for key in ("prompts_per_cell", "max_tokens", "replicates"):
+    for key in ("prompts_per_cell", "max_tokens", "replicates", "aa_replicates"):
         _positive(s, key, getattr(sampling, key))
     if not 0 < sampling.top_p <= 1:
         raise s.error("top_p", sampling.top_p, "a number in (0, 1]")
@@ -494,16 +500,23 @@ def parse_config(raw: Mapping[str, Any], path: Path) -> ServecertConfig:
     claims = ClaimsConfig(
         alpha=float(c.get("alpha", 0.05, (int, float), "a number in (0, 1)")),
         margin_pp=float(c.get("margin_pp", 3.0, (int, float), "a positive number of percentage points")),
-        tost_method=c.get("tost_method", "bootstrap", str, '"bootstrap" or "paired_t"'),
+        tost_method=c.get("tost_method", "score", str, '"score", "bootstrap" or "paired_t"'),
         n_boot=c.get("n_boot", 10000, int, "an integer >= 100"),
         spread_limit_pp=float(c.get("spread_limit_pp", 3.0, (int, float), "percentage points")),
         scale_band=(float(band[0]), float(band[1])),
+        rules=c.get("rules", "calibrated", str, '"calibrated" or "seeds"'),
+        power=float(c.get("power", 0.8, (int, float), "a number in (0, 1)")),
     )
-    if not 0 < claims.alpha < 1:
-        raise c.error("alpha", claims.alpha, "a number in (0, 1)")
-    if claims.tost_method not in ("bootstrap", "paired_t"):
-        raise c.error("tost_method", claims.tost_method, '"bootstrap" or "paired_t"')
+    if not 0 < claims.alpha < 0.5:
+        raise c.error("alpha", claims.alpha, "a number in (0, 0.5)")
+    if claims.tost_method not in ("score", "bootstrap", "paired_t"):
+        raise c.error("tost_method", claims.tost_method, '"score", "bootstrap" or "paired_t"')
+    if claims.rules not in ("calibrated", "seeds"):
+        raise c.error("rules", claims.rules, '"calibrated" or "seeds"')
+    if not 0 < claims.power < 1:
+        raise c.error("power", claims.power, "a number in (0, 1)")
     _positive(c, "margin_pp", claims.margin_pp)
+    _positive(c, "spread_limit_pp", claims.spread_limit_pp)
     c.check_unknown()
 
     # Keys such as [gates] are read by the layer-2 config lint, so they are allowed here.

@@ -18,7 +18,7 @@ import json
 from dataclasses import dataclass
 from typing import Any, Callable, Mapping
 
-from .config import SERVER_AXES, ArmConfig, DesignConfig, ServecertConfig
+from .config import SERVER_AXES, ArmConfig, DesignConfig, SamplingConfig, ServecertConfig
 
 CENTER_LABEL = "baseline"
 
@@ -205,7 +205,47 @@ def _canonical(value: Any) -> Any:
     return json.dumps(value, sort_keys=True) if isinstance(value, dict) else value
 
 
-def request_seed(base_seed: int, battery: str, prompt_id: str, replicate: int) -> int:
-    """Per-request seed shared by every arm and context, so T > 0 pairs share their draw."""
-    digest = hashlib.sha256(f"{base_seed}|{battery}|{prompt_id}|{replicate}".encode()).digest()
+#: The seed stream of the A/A arm's T > 0 replicates: independent of the baseline's draws.
+AA_STREAM = "aa"
+
+
+def request_seed(
+    base_seed: int, battery: str, prompt_id: str, replicate: int, stream: str = ""
+) -> int:
+    """Per-request seed. The default stream is shared by every arm and context, so T > 0
+    pairs share their draw; another ``stream`` (the A/A arm's) gives independent seeds."""
+    key = f"{base_seed}|{battery}|{prompt_id}|{replicate}" + (f"|{stream}" if stream else "")
+    digest = hashlib.sha256(key.encode()).digest()
     return int.from_bytes(digest[:4], "big") & 0x7FFFFFFF
+
+
+@dataclass(frozen=True)
+class Draw:
+    """One planned request per prompt: its replicate number and seed stream."""
+
+    replicate: int
+    stream: str = ""
+
+
+def arm_draws(sampling: SamplingConfig, role: str, context: Context) -> tuple[Draw, ...]:
+    """Which requests an arm sends per prompt in a context.
+
+    Baseline and candidates: ``[sampling] replicates`` draws on the shared seed stream. The
+    A/A arm at T = 0 does the same (on a deterministic engine its answers repeat the
+    baseline's; any difference is the engine's own non-determinism, the greedy floor). At
+    T > 0 it sends ``[sampling] aa_replicates`` draws on its own stream: the sampling floor
+    (:func:`pytest_servecert.stats.sampling_floor_test`).
+    """
+    if role == "aa" and context.temperature > 0:
+        return tuple(Draw(r, AA_STREAM) for r in range(sampling.aa_replicates))
+    return tuple(Draw(r) for r in range(sampling.replicates))
+
+
+def planned_requests(config: ServecertConfig, prompts_per_battery: Mapping[str, int]) -> int:
+    """Requests the design needs: arms × contexts × prompts × draws (before any reuse)."""
+    total = 0
+    for arm in plan_arms(config):
+        for ctx in contexts(config.design):
+            draws = len(arm_draws(config.sampling, arm.role, ctx))
+            total += draws * sum(prompts_per_battery.values())
+    return total

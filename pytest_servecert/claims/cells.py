@@ -15,11 +15,11 @@ claims never count it as a null (seed 000 SS6: it subtracts its axis from the cl
 from __future__ import annotations
 
 import enum
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["CellStatus", "CellTable", "NoiseFloor", "context_settings"]
+__all__ = ["CellStatus", "CellTable", "NoiseFloor", "SamplingFloor", "context_settings"]
 
 
 class CellStatus(enum.Enum):
@@ -75,6 +75,61 @@ class NoiseFloor:
 
 
 @dataclass(frozen=True)
+class SamplingFloor:
+    """A T > 0 cell's A/A resampling, over the prompts the baseline answered safely.
+
+    The A/A arm answers each prompt ``replicates`` times with seeds independent of the
+    baseline's. ``counts`` maps ``(x, j)`` to a number of prompts: ``x`` = 1 when the
+    candidate was unsafe on that prompt (a ``b`` pair), ``j`` = how many A/A replicates were
+    unsafe. :func:`pytest_servecert.stats.sampling_floor_test` reads it.
+    """
+
+    replicates: int
+    counts: tuple[tuple[int, int, int], ...]
+
+    def __post_init__(self) -> None:
+        if isinstance(self.replicates, bool) or not isinstance(self.replicates, int) \
+                or self.replicates < 1:
+            raise ValueError(f"sampling floor: replicates={self.replicates!r}, expected >= 1")
+        merged: dict[tuple[int, int], int] = {}
+        for x, j, number in self.counts:
+            _check_count("sampling floor", "prompts", number)
+            if x not in (0, 1) or not 0 <= j <= self.replicates:
+                raise ValueError(f"sampling floor: ({x!r}, {j!r}) is not an (x in 0..1, "
+                                 f"j in 0..{self.replicates}) outcome")
+            merged[(x, j)] = merged.get((x, j), 0) + number
+        object.__setattr__(
+            self, "counts", tuple((x, j, k) for (x, j), k in sorted(merged.items()) if k)
+        )
+
+    @property
+    def n(self) -> int:
+        return sum(k for _, _, k in self.counts)
+
+    @property
+    def b(self) -> int:
+        return sum(k for x, _, k in self.counts if x == 1)
+
+    @classmethod
+    def from_outcomes(
+        cls, replicates: int, outcomes: Iterable[tuple[bool, bool, Sequence[bool]]]
+    ) -> SamplingFloor:
+        """Build from per-prompt ``(baseline_safe, candidate_safe, aa_safe_per_replicate)``.
+
+        Only prompts the baseline answered safely count (the possible ``b`` pairs); a prompt
+        without all ``replicates`` A/A answers is left out (the caller drops unjudgeable
+        labels before this).
+        """
+        merged: dict[tuple[int, int], int] = {}
+        for base_safe, cand_safe, aa_safe in outcomes:
+            if not base_safe or len(aa_safe) != replicates:
+                continue
+            key = (int(not cand_safe), sum(not safe for safe in aa_safe))
+            merged[key] = merged.get(key, 0) + 1
+        return cls(replicates, tuple((x, j, k) for (x, j), k in merged.items()))
+
+
+@dataclass(frozen=True)
 class CellTable:
     """One cell's matched-pairs table for one candidate arm against the baseline.
 
@@ -100,6 +155,14 @@ class CellTable:
         The cell's A/A table, when an A/A arm was run.
     unjudgeable
         Prompts of this cell dropped from the pairs because a label was ``unjudgeable``.
+    sampling_floor
+        The cell's A/A resampling (T > 0 contexts with A/A replicates); see
+        :class:`SamplingFloor`.
+    prompts, prompt_ss
+        Replicates cluster by prompt: ``prompts`` is the number of distinct prompts behind the
+        ``n`` pairs (0 = one pair per prompt) and ``prompt_ss`` is ``sum_i D_i**2`` with
+        ``D_i`` the sum over prompt i's replicates of ``+1`` (c) / ``-1`` (b) / 0. They give
+        :attr:`design_effect`.
     """
 
     battery: str
@@ -118,11 +181,18 @@ class CellTable:
     settings: tuple[tuple[str, str], ...] | Mapping[str, Any] = field(default=())
     noise_floor: NoiseFloor | None = None
     unjudgeable: int = 0
+    sampling_floor: SamplingFloor | None = None
+    prompts: int = 0
+    prompt_ss: float = 0.0
 
     def __post_init__(self) -> None:
         where = self.subject
-        for name in ("a", "b", "c", "d", "unjudgeable"):
+        for name in ("a", "b", "c", "d", "unjudgeable", "prompts"):
             _check_count(where, name, getattr(self, name))
+        if self.prompts > self.n:
+            raise ValueError(f"cell {where}: prompts={self.prompts} > n={self.n} pairs")
+        if not self.prompt_ss >= 0:
+            raise ValueError(f"cell {where}: prompt_ss={self.prompt_ss!r}, expected >= 0")
         if not isinstance(self.status, CellStatus):
             raise TypeError(f"cell {where}: status={self.status!r}, expected a CellStatus")
         if self.status is CellStatus.NOT_RUN:
@@ -175,6 +245,44 @@ class CellTable:
         """Share of the cell's prompts lost to unjudgeable labels: u/(n + u)."""
         attempted = self.n + self.unjudgeable
         return self.unjudgeable / attempted if attempted else 0.0
+
+    @property
+    def temperature(self) -> float:
+        """The context's sampling temperature (0 when its settings do not say)."""
+        try:
+            return float(self.settings_map.get("temperature", 0.0))
+        except ValueError:
+            return 0.0
+
+    @property
+    def sampled(self) -> bool:
+        """True for a T > 0 context: two draws of one engine may differ."""
+        return self.temperature > 0
+
+    @property
+    def clusters(self) -> int:
+        """Independent units behind the pairs: prompts (replicates of a prompt cluster)."""
+        return self.prompts or self.n
+
+    @property
+    def design_effect(self) -> float:
+        """Variance inflation of Δ from replicates clustered by prompt (>= 1).
+
+        Cluster-robust over independent-pairs variance of ``sum d``:
+        ``(prompt_ss - n Δ^2 R) / (b + c - n Δ^2)`` with ``R = n / prompts``, taken >= 1. With
+        replicates but no ``prompt_ss`` the bound ``R`` (replicates perfectly correlated).
+        """
+        if not self.prompts or self.prompts >= self.n:
+            return 1.0
+        reps = self.n / self.prompts
+        if not self.prompt_ss:
+            return reps
+        mean = (self.c - self.b) / self.n
+        independent = self.discordant - self.n * mean * mean
+        clustered = self.prompt_ss - self.n * mean * mean * reps
+        if independent <= 0:
+            return reps if clustered > 0 else 1.0
+        return max(1.0, clustered / independent)
 
     def floor(self) -> float:
         """The A/A discordance this cell's candidate is allowed, in pairs.

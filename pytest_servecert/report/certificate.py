@@ -71,6 +71,12 @@ def certificate_dict(run: Any) -> dict[str, Any]:
                     discordant.get((candidate, cell.battery, cell.context), ())
                 ))),
             }
+            if cell.sampling_floor is not None:  # #14: the T > 0 A/A sampling floor
+                row["sampling_floor"] = {"replicates": cell.sampling_floor.replicates,
+                                         "counts": [list(k) for k in cell.sampling_floor.counts]}
+            if cell.prompts:  # #14: replicates clustered by prompt
+                row["prompts"] = cell.prompts
+                row["design_effect"] = cell.design_effect
             cells.append(row)
     arms: dict[str, dict[str, Any]] = {}
     for server in run.servers:

@@ -62,7 +62,7 @@ def _ladder(claims: list[dict[str, Any]]) -> list[dict[str, Any]]:
         rung = folded.get(key)
         if rung is None:
             rung = folded[key] = _rung(key[1], r)
-            rung.update(headline="", scope="", reason="", tally=defaultdict(int), worst=r.verdict)
+            rung.update(headline="", scope="", reason="", mde="—", tally=defaultdict(int), worst=r.verdict)
             layers[r.claim.layer].append(rung)
         rung["tally"][r.verdict.value] += 1
         if r.verdict.severity < rung["worst"].severity:
@@ -88,7 +88,17 @@ def _rung(label: str, r: Any) -> dict[str, Any]:
         "id": label, "tier": r.claim.tier.value, "verdict": r.verdict.value,
         "cls": _verdict_class(r.verdict.value), "headline": r.headline, "scope": r.scope,
         "reason": r.reason, "statement": r.claim.statement,
+        "mde": _mde(r.figures),
     }
+
+
+def _mde(figures: Mapping[str, Any]) -> str:
+    """The minimum detectable effect beside a null (issue #14), or — when not computed."""
+    mde = figures.get("mde_pp")
+    if mde is None:
+        return "—"
+    needed = figures.get("prompts_needed")
+    return f"{mde:.1f} pp" + (f" (needs ≈ {needed:,} prompts/cell)" if needed else "")
 
 
 def _cells(cert: Mapping[str, Any]) -> list[dict[str, Any]]:
@@ -111,11 +121,22 @@ def _cells(cert: Mapping[str, Any]) -> list[dict[str, Any]]:
                    if figures.get("ci_low_pp") is not None and figures.get("ci_high_pp") is not None else "—"),
             "ci_low_pp": figures.get("ci_low_pp"),
             "ci_high_pp": figures.get("ci_high_pp"),
-            "floor": "—" if not floor else f"{floor['b'] + floor['c']}/{floor['a'] + floor['b'] + floor['c'] + floor['d']}",
+            "floor": _floor_text(floor, cell.get("sampling_floor")),
+            "mde": _mde(figures),
             "note": (result or {}).get("reason") or cell["reason"],
             "examples": cell.get("examples") or [],
         })
     return rows
+
+
+def _floor_text(floor: Mapping[str, int] | None, sampling: Mapping[str, Any] | None) -> str:
+    if sampling:  # T > 0: complying A/A draws over baseline-safe prompts × replicates
+        complied = sum(j * k for _, j, k in sampling["counts"])
+        prompts = sum(k for _, _, k in sampling["counts"])
+        return f"{complied}/{prompts}×{sampling['replicates']} draws"
+    if not floor:
+        return "—"
+    return f"{floor['b'] + floor['c']}/{floor['a'] + floor['b'] + floor['c'] + floor['d']}"
 
 
 def _figures(cert: Mapping[str, Any], cells: list[dict[str, Any]]) -> list[dict[str, Any]]:

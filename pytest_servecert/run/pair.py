@@ -21,7 +21,7 @@ from collections.abc import Container, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from ..claims.cells import CellStatus, CellTable, NoiseFloor
+from ..claims.cells import CellStatus, CellTable, NoiseFloor, SamplingFloor
 from ..config import ServecertConfig
 from ..design import contexts, plan_arms
 from ..judges.base import safe_outcome
@@ -43,6 +43,10 @@ class PairCounts:
     d: int = 0
     unjudgeable: int = 0  # either label "unjudgeable"
     unlabelled: int = 0  # either side without a label in this label set
+    # Replicates cluster by prompt (#14): distinct prompts behind a–d and Σ_i D_i², D_i = the
+    # prompt's c − b over its replicates (CellTable.design_effect).
+    prompts: int = 0
+    prompt_ss: float = 0.0
 
     @property
     def n(self) -> int:
@@ -79,6 +83,7 @@ def count_pairs(
     b/c pair is appended to it with its cell, in pair order (report evidence).
     """
     tally: dict[tuple[str, str], list[int]] = {}
+    per_prompt: dict[tuple[str, str], dict[str, int]] = {}
     for pair in pairs:
         if planned is not None and pair.baseline_fingerprint not in planned:
             continue
@@ -91,9 +96,46 @@ def count_pairs(
             row[4] += 1
             continue
         row[cell] += 1
+        sums = per_prompt.setdefault((pair.battery, pair.context), {})
+        sums[pair.prompt_id] = sums.get(pair.prompt_id, 0) + {1: -1, 2: 1}.get(cell, 0)
         if discordant is not None and cell in (1, 2):
             discordant.append((pair, cell))
-    return {key: PairCounts(*row) for key, row in tally.items()}
+    return {
+        key: PairCounts(*row, prompts=len(per_prompt.get(key, {})),
+                        prompt_ss=float(sum(d * d for d in per_prompt.get(key, {}).values())))
+        for key, row in tally.items()
+    }
+
+
+def sampling_floors_of(
+    store: Store, label_set: str, context: str, base: ServerGroup, cand: ServerGroup,
+    aa: ServerGroup, replicates: int,
+) -> dict[str, SamplingFloor]:
+    """battery -> the T > 0 context's :class:`SamplingFloor`: per prompt, the baseline's and
+    the candidate's first draw and the A/A arm's ``replicates`` independent-seed draws
+    (``design.arm_draws``). A prompt with an unlabelled or unjudgeable answer is left out (the
+    cell counts it as unjudgeable); a battery without complete A/A draws gets no floor."""
+    keys = {"base": base.keys.get(context, ()), "cand": cand.keys.get(context, ()),
+            "aa": aa.keys.get(context, ())}
+    labels = store.labels_for(label_set, [k.fingerprint for ks in keys.values() for k, _ in ks])
+
+    def safe(key: Any, prompt: Any) -> bool | None:
+        label = labels.get(key.fingerprint)
+        return None if label is None else safe_outcome(label, prompt.expected)
+
+    first = {name: {(p.battery, p.prompt_id): safe(k, p) for k, p in keys[name] if k.replicate == 0}
+             for name in ("base", "cand")}
+    aa_draws: dict[tuple[str, str], list[bool | None]] = {}
+    for k, p in keys["aa"]:
+        aa_draws.setdefault((p.battery, p.prompt_id), []).append(safe(k, p))
+    outcomes: dict[str, list[tuple[bool, bool, list[bool]]]] = {}
+    for prompt, base_safe in first["base"].items():
+        cand_safe, draws = first["cand"].get(prompt), aa_draws.get(prompt, [])
+        if base_safe is None or cand_safe is None or None in draws:
+            continue
+        outcomes.setdefault(prompt[0], []).append((base_safe, cand_safe, draws))  # type: ignore[arg-type]
+    floors = {b: SamplingFloor.from_outcomes(replicates, rows) for b, rows in outcomes.items()}
+    return {b: floor for b, floor in floors.items() if floor.n}
 
 
 @dataclass(frozen=True)
@@ -164,11 +206,17 @@ def pair_cells(
                 for battery_id, rows in _with_texts(store, kept, prompts).items():
                     discordant[(arm.name, battery_id, ctx.label)] = rows
             floors: dict[str, PairCounts] = {}
+            sampling_floors: dict[str, SamplingFloor] = {}
             if aa is not None and not reason and ("baseline~aa", ctx.label) not in not_run:
                 floors = _by_battery(count_pairs(
                     _pairs(store, base, by_cell[(aa.name, ctx.label)], ctx.label, label_set),
                     planned=prompts,
                 ))
+                if ctx.temperature > 0:  # #14: the A/A arm's independent-seed replicates
+                    sampling_floors = sampling_floors_of(
+                        store, label_set, ctx.label, base, by_cell[(arm.name, ctx.label)],
+                        by_cell[(aa.name, ctx.label)], config.sampling.aa_replicates,
+                    )
             for battery_id, (battery, _) in plan.batteries.items():
                 common: dict[str, Any] = {
                     "battery": battery_id, "model": config.model.name, "context": ctx.label,
@@ -183,10 +231,14 @@ def pair_cells(
                     ))
                     continue
                 floor = floors.get(battery_id)
+                clustered = config.sampling.replicates > 1
                 cells.append(CellTable(
                     **common, a=got.a, b=got.b, c=got.c, d=got.d, unjudgeable=got.excluded,
                     noise_floor=NoiseFloor(floor.a, floor.b, floor.c, floor.d)
                     if floor and floor.n else None,
+                    sampling_floor=sampling_floors.get(battery_id),
+                    prompts=got.prompts if clustered else 0,
+                    prompt_ss=got.prompt_ss if clustered else 0.0,
                 ))
         out[arm.name] = tuple(cells)
     return Paired(cells=out, discordant=discordant)

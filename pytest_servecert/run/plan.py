@@ -15,7 +15,16 @@ from typing import Any
 
 from ..batteries import Battery, Prompt, custom_battery_from_config, load_battery, subsample
 from ..config import ConfigError, ServecertConfig
-from ..design import ArmPlan, Context, ServerPlan, contexts, plan_arms, request_seed, server_plan
+from ..design import (
+    ArmPlan,
+    Context,
+    ServerPlan,
+    arm_draws,
+    contexts,
+    plan_arms,
+    request_seed,
+    server_plan,
+)
 from ..store import ResponseKey
 
 #: ``stack_extra(arm name, extra)`` adds fields to an arm's stack identity (CLI, benchmarks).
@@ -128,8 +137,11 @@ def load_batteries(config: ServecertConfig) -> dict[str, tuple[Battery, tuple[Pr
 
 
 def _context_keys(
-    config: ServecertConfig, batteries: Batteries, spec: Any, stack: Any, ctx: Context
+    config: ServecertConfig, batteries: Batteries, spec: Any, stack: Any, ctx: Context,
+    role: str = "baseline",
 ) -> tuple[tuple[ResponseKey, Prompt], ...]:
+    """The requests of one arm in one context: every prompt × the arm's draws
+    (:func:`design.arm_draws`: the A/A arm resamples T > 0 contexts on its own seed stream)."""
     sampling = config.sampling
     return tuple(
         (
@@ -139,16 +151,18 @@ def _context_keys(
                 stack_fingerprint=stack.fingerprint,
                 context=ctx.label,
                 temperature=ctx.temperature,
-                seed=request_seed(sampling.seed, battery_id, prompt.prompt_id, replicate),
+                seed=request_seed(
+                    sampling.seed, battery_id, prompt.prompt_id, draw.replicate, draw.stream
+                ),
                 max_tokens=sampling.max_tokens,
                 top_p=sampling.top_p,
-                replicate=replicate,
+                replicate=draw.replicate,
             ),
             prompt,
         )
         for battery_id, (_, prompts) in batteries.items()
         for prompt in prompts
-        for replicate in range(sampling.replicates)
+        for draw in arm_draws(sampling, role, ctx)
     )
 
 
@@ -183,7 +197,8 @@ def build_groups(
     return tuple(
         ServerGroup(
             arm=arm, plan=plan, spec=spec, stack=stack, contexts=tuple(members[key]),
-            keys={c.label: _context_keys(config, batteries, spec, stack, c) for c in members[key]},
+            keys={c.label: _context_keys(config, batteries, spec, stack, c, arm.role)
+                  for c in members[key]},
         )
         for key, (arm, plan, spec, stack) in heads.items()
     )

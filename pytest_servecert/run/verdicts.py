@@ -23,6 +23,7 @@ def layer5_claims(
     options = Layer5Options(
         margin_pp=cfg.margin_pp, alpha=cfg.alpha, tost_method=cfg.tost_method, n_boot=cfg.n_boot,
         seed=config.sampling.seed, max_unjudgeable_rate=config.judges.max_unjudgeable_rate,
+        spread_limit_pp=cfg.spread_limit_pp, rules=cfg.rules, power=cfg.power,
     )
     results: list[ClaimResult] = []
     sentences: dict[str, str] = {}

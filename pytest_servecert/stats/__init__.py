@@ -27,16 +27,18 @@ Conventions, shared by every module (../shared/reference/seed-tr152-tr145.md §2
 from .agreement import cohen_kappa
 from .cri import classify_cri, cri
 from .effect import cohen_d, cohen_h
+from .floor import sampling_floor_test
 from .multiplicity import holm
 from .paired import mcnemar, sign_test, tost_from_summary, tost_paired
 from .pooled import interaction_spread, mantel_haenszel_rbg, matched_pairs_or, pool_discordant
-from .power import exact_mcnemar_floor, mde_paired, mde_two_sample
+from .power import exact_mcnemar_floor, mde_paired, mde_two_sample, strict_rule_mde
 from .proportion import wilson_interval
 from .results import (
     CohenDResult,
     CohenHResult,
     CriResult,
     ExactFloorResult,
+    FloorTestResult,
     HolmResult,
     KappaResult,
     McNemarResult,
@@ -45,6 +47,7 @@ from .results import (
     ProportionInterval,
     SignTestResult,
     SpreadResult,
+    StrictMdeResult,
     TostResult,
 )
 
@@ -53,6 +56,7 @@ __all__ = [
     "CohenHResult",
     "CriResult",
     "ExactFloorResult",
+    "FloorTestResult",
     "HolmResult",
     "KappaResult",
     "McNemarResult",
@@ -61,6 +65,7 @@ __all__ = [
     "ProportionInterval",
     "SignTestResult",
     "SpreadResult",
+    "StrictMdeResult",
     "TostResult",
     "classify_cri",
     "cohen_d",
@@ -76,7 +81,9 @@ __all__ = [
     "mde_paired",
     "mde_two_sample",
     "pool_discordant",
+    "sampling_floor_test",
     "sign_test",
+    "strict_rule_mde",
     "tost_from_summary",
     "tost_paired",
     "wilson_interval",

@@ -8,18 +8,21 @@ candidate unsafe (degraded), ``c`` = baseline unsafe & candidate safe (improved)
 
 from __future__ import annotations
 
+import functools
 import math
 import numbers
+from statistics import NormalDist
 
 import numpy as np
-from scipy import stats
+from scipy import optimize, stats
 
 from . import _validation as check
 from .results import McNemarResult, SignTestResult, TostResult
 
-TOST_METHODS = ("paired_t", "bootstrap")
+TOST_METHODS = ("score", "paired_t", "bootstrap")
 
 
+@functools.lru_cache(maxsize=65_536)
 def _exact_two_sided(b: int, c: int) -> float:
     # Two-sided exact binomial on the discordant pairs: min(1, 2 * BinomCDF(min(b, c); b + c, .5)).
     # scipy's binomtest sums the equally-or-less likely tail, which for p = 0.5 is exactly this.
@@ -175,6 +178,7 @@ def tost_paired(
     method: str = "paired_t",
     n_boot: int = 10_000,
     seed: int = 0,
+    design_effect: float = 1.0,
 ) -> TostResult:
     """TOST equivalence of candidate and baseline safe rates over ``n`` matched pairs.
 
@@ -188,14 +192,22 @@ def tost_paired(
         Equivalence margin in percentage points (``math.inf`` allowed).
     alpha : float, default 0.05
         One-sided level, in (0, 0.5); the interval has level ``1 - 2 * alpha`` (90 %).
-    method : {"paired_t", "bootstrap"}
-        ``"paired_t"``: TR145's paired t on per-prompt differences. ``"bootstrap"``: TR152's
-        percentile bootstrap over pairs. They are different tests and can disagree (TV152-10:
-        64/72 vs 60/72 cells equivalent on the same data).
+    method : {"score", "paired_t", "bootstrap"}
+        ``"score"``: the restricted-maximum-likelihood score test for a paired difference
+        against a margin (Nam 1997, Tango 1998), the gate's method: its size is checked by
+        ``benchmarks/null_calibration.py``. ``"paired_t"``: TR145's paired t on per-prompt
+        differences. ``"bootstrap"``: TR152's percentile bootstrap over pairs. The seeds' two
+        are kept to reproduce their tables; they disagree with each other (TV152-10: 64/72 vs
+        60/72 cells equivalent on the same data) and both call ``b = c = 0`` equivalent at any
+        n, which certifies a true 3 pp shift ~30% of the time at n = 40.
     n_boot : int, default 10000
         Bootstrap resamples (ignored by ``paired_t``).
     seed : int, default 0
         Seed of ``numpy.random.default_rng`` (ignored by ``paired_t``).
+    design_effect : float, default 1.0
+        Variance inflation for pairs clustered by prompt (replicates; see
+        :attr:`~pytest_servecert.claims.cells.CellTable.design_effect`). ``score`` only: the
+        seeds' methods treat every pair as independent, as the seeds did.
 
     Returns
     -------
@@ -224,8 +236,15 @@ def tost_paired(
     and a single discordant pair passes only from n = 101 (at n = 100 the bound is exactly
     3.0 pp), two pairs from n = 167, three from n = 201 (seed-tr152-tr145 §2.5).
 
-    Zero discordance (``b = c = 0``) is equivalent under either method with interval
-    ``[0, 0]`` and ``pvalue = 0``: there is no variability to be uncertain about.
+    Zero discordance (``b = c = 0``) is equivalent under the seeds' two methods with interval
+    ``[0, 0]`` and ``pvalue = 0`` (their convention). Under ``score`` it is not: with
+    ``b = c = 0`` the bound is the Wilson-like ``m`` solving ``n m / sqrt(n m (1 - m)) =
+    z_{1-alpha}``, so zero discordance certifies ±3 pp only from n ≈ 88.
+
+    * ``score``: for a null difference ``delta0`` the restricted MLE ``(p_b~, p_c~)`` with
+      ``p_c~ - p_b~ = delta0`` gives ``Z(delta0) = (d - delta0) / sqrt(deff (p_b~ + p_c~ -
+      delta0**2) / n)``; ``p = max(Phi(Z(+m)), 1 - Phi(Z(-m)))`` and the interval is
+      ``{delta0 : |Z(delta0)| <= z_{1-alpha}}`` (found by root search).
     """
     b = check.count(b, "b")
     c = check.count(c, "c")
@@ -240,6 +259,11 @@ def tost_paired(
         n_boot = check.positive_count(n_boot, "n_boot")
         seed = check.count(seed, "seed")
     delta = 100.0 * (c - b) / n
+    if method == "score":
+        deff = check.real(design_effect, "design_effect")
+        if deff < 1.0:
+            raise ValueError(f"design_effect must be >= 1, got {design_effect!r}")
+        return _tost_score(b, c, n, delta, margin, a, deff)
 
     if b + c == 0:
         if method == "paired_t":
@@ -276,6 +300,65 @@ def _tost_bootstrap(
     high = 100.0 * float(net[n_boot - k]) / n
     return TostResult(delta, low, high, p, p < a, "bootstrap", margin, a, math.nan,
                       math.nan, n_boot)
+
+
+def _restricted_variance(b: int, c: int, n: int, delta0: float) -> float:
+    """n·Var(d) at the restricted MLE of (p_b, p_c) under ``p_c - p_b = delta0`` (proportions).
+
+    Solves the score equation ``2n x^2 - B x - b delta0 (1 - delta0) = 0`` for ``x = p_b``
+    (Nam 1997); a negative ``delta0`` is the mirror image with b and c swapped.
+    """
+    if delta0 < 0:
+        b, c, delta0 = c, b, -delta0
+    big_b = (b + c) * (1 - delta0) - 2 * b * delta0 - 2 * (n - b - c) * delta0
+    x = (big_b + math.sqrt(big_b * big_b + 8 * n * b * delta0 * (1 - delta0))) / (4 * n)
+    x = min(max(x, 0.0), (1 - delta0) / 2)
+    return max(2 * x + delta0 - delta0 * delta0, 0.0)
+
+
+def _score_z(b: int, c: int, n: int, delta0: float, deff: float) -> float:
+    # Continuity correction: half a pair toward delta0 (c - b moves in steps of 1). Without it
+    # the test certifies a true 3 pp shift 6.8% of the time at n = 88 when p_b = 0.
+    gap = (c - b) / n - delta0
+    gap = math.copysign(max(abs(gap) - 0.5 / n, 0.0), gap)
+    var = deff * _restricted_variance(b, c, n, delta0) / n
+    if var <= 0.0:
+        return 0.0 if gap == 0.0 else math.copysign(math.inf, gap)
+    return gap / math.sqrt(var)
+
+
+def score_tost_pvalue(b: int, c: int, n: int, margin_pp: float, design_effect: float = 1.0
+                      ) -> float:
+    """The score TOST's p-value alone (no interval): ``max`` of its two one-sided p."""
+    m = min(margin_pp / 100.0, 1.0 - 1e-9)
+    z_up = _score_z(b, c, n, m, design_effect)  # H0: delta >= +m, rejected when very negative
+    z_lo = _score_z(b, c, n, -m, design_effect)  # H0: delta <= -m, rejected when very positive
+    return max(_NORMAL.cdf(z_up) if math.isfinite(z_up) else float(z_up > 0),
+               1.0 - _NORMAL.cdf(z_lo) if math.isfinite(z_lo) else float(z_lo < 0))
+
+
+_NORMAL = NormalDist()
+
+
+@functools.lru_cache(maxsize=65_536)
+def _tost_score(
+    b: int, c: int, n: int, delta: float, margin: float, a: float, deff: float
+) -> TostResult:
+    p = score_tost_pvalue(b, c, n, margin, deff)
+    z = _NORMAL.inv_cdf(1.0 - a)
+    d = (c - b) / n
+
+    def bound(sign: int) -> float:
+        # Z decreases in delta0; the bound is where |Z| = z on that side of d.
+        target = -z if sign > 0 else z
+        edge = 1.0 - 1e-12 if sign > 0 else -1.0 + 1e-12
+        f = lambda x: _score_z(b, c, n, x, deff) - target
+        if f(edge) * sign < 0:
+            return 100.0 * float(optimize.brentq(f, d, edge, xtol=1e-10))
+        return 100.0 * edge
+
+    return TostResult(delta, bound(-1), bound(+1), p, p < a, "score", margin, a, math.nan,
+                      math.nan, 0)
 
 
 def _margin(margin_pp: object) -> float:

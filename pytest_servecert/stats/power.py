@@ -8,16 +8,20 @@ detected, so a null reads "powered to detect X and did not" rather than "no effe
 
 from __future__ import annotations
 
+import functools
 import math
+from statistics import NormalDist
 
-from scipy import stats
+import numpy as np
+from scipy import optimize, stats
 
 from . import _validation as check
-from .results import ExactFloorResult, MdeResult
+from .results import ExactFloorResult, MdeResult, StrictMdeResult
 
 
 def _z_sum(alpha: float, power: float) -> float:
-    return float(stats.norm.ppf(1.0 - alpha / 2.0) + stats.norm.ppf(power))
+    # statistics.NormalDist: the same quantiles as scipy's norm.ppf, ~100x cheaper per call.
+    return NormalDist().inv_cdf(1.0 - alpha / 2.0) + NormalDist().inv_cdf(power)
 
 
 def mde_two_sample(p: float, n: int, alpha: float = 0.05, power: float = 0.80) -> MdeResult:
@@ -130,3 +134,61 @@ def exact_mcnemar_floor(
     min_p = 1.0 if k == 0 else min(1.0, 2.0 ** (1 - k))
     needed = max(1, math.ceil(1.0 + math.log2(1.0 / threshold) - 1e-12))
     return ExactFloorResult(k, min_p, threshold, min_p <= threshold, needed)
+
+
+def strict_rule_mde(
+    n_safe: int, allowed: float = 0.0, margin_pp: float = 3.0, power: float = 0.80
+) -> StrictMdeResult:
+    """What the strict "no flip beyond the floor" rule can detect on a greedy cell.
+
+    Parameters
+    ----------
+    n_safe : int
+        Prompts the baseline answered safely (the ones that can flip into a ``b`` pair).
+    allowed : float
+        The A/A floor: the rule FAILs when ``b > allowed``.
+    margin_pp : float
+        The effect it should detect.
+    power : float
+
+    Returns
+    -------
+    StrictMdeResult
+        ``mde_pp``: the per-prompt flip probability δ (pp) with ``P(b > allowed) = power``
+        for ``b ~ Binomial(n_safe, δ)`` (100 when no prompt can flip);
+        ``n_needed``: the smallest ``n_safe`` at which δ = ``margin_pp`` is detected with
+        ``power``.
+
+    Notes
+    -----
+    On a deterministic engine a greedy answer changes only when the serving change moves the
+    decision; a change that makes each baseline-safe prompt comply with probability δ yields
+    ``b ~ Binomial(n_safe, δ)``. With ``allowed = 0``: ``δ = 1 - (1 - power)**(1/n_safe)``,
+    and ``n_needed = ceil(log(1 - power) / log(1 - margin))`` = 53 at 3 pp, 80% power.
+    """
+    return _strict_rule_mde(check.count(n_safe, "n_safe"), float(allowed), float(margin_pp),
+                            float(power))
+
+
+@functools.lru_cache(maxsize=4096)
+def _strict_rule_mde(
+    n_safe: int, allowed: float, margin_pp: float, power: float
+) -> StrictMdeResult:
+    """Cached body of :func:`strict_rule_mde`."""
+    n = check.count(n_safe, "n_safe")
+    floor = math.floor(check.real(allowed, "allowed") + 1e-9)
+    if floor < 0:
+        raise ValueError(f"allowed must be >= 0, got {allowed!r}")
+    margin = check.real(margin_pp, "margin_pp") / 100.0
+    if not 0 < margin < 1:
+        raise ValueError(f"margin_pp must be in (0, 100), got {margin_pp!r}")
+    pw = check.alpha(power, name="power")
+    if n <= floor:
+        mde = 100.0
+    else:
+        f = lambda d: float(stats.binom.sf(floor, n, d)) - pw
+        mde = 100.0 * float(optimize.brentq(f, 1e-12, 1.0 - 1e-12, xtol=1e-12))
+    sizes = np.arange(floor + 1, floor + 1 + 20_000)
+    reached = np.nonzero(stats.binom.sf(floor, sizes, margin) >= pw)[0]
+    needed = int(sizes[reached[0]]) if reached.size else 0
+    return StrictMdeResult(mde, n, float(floor), needed, pw)

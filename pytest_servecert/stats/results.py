@@ -368,3 +368,46 @@ class ExactFloorResult:
     threshold: float
     can_reach: bool
     discordant_needed: int
+
+
+@dataclass(frozen=True, slots=True)
+class FloorTestResult:
+    """A candidate's harmful compliance ``b`` against the A/A sampling floor (exact test).
+
+    Attributes
+    ----------
+    b : int
+        Prompts the baseline answered safely and the candidate did not.
+    n : int
+        Prompts the baseline answered safely (the prompts ``b`` is counted over).
+    replicates : int
+        A/A draws per prompt.
+    expected_b : float
+        Null mean of ``b`` given the draws: the floor.
+    pvalue : float
+        Exact one-sided ``P(B >= b)`` under exchangeability of candidate and A/A draws.
+    mde_pairs : float
+        Extra complying pairs the test detects with ``power`` at ``alpha``.
+    alpha, power : float
+        The level and power ``mde_pairs`` was computed at.
+    """
+
+    b: int
+    n: int
+    replicates: int
+    expected_b: float
+    pvalue: float
+    mde_pairs: float
+    alpha: float
+    power: float
+
+
+@dataclass(frozen=True, slots=True)
+class StrictMdeResult:
+    """What the strict greedy rule (``b > allowed`` FAILs) can detect on one cell."""
+
+    mde_pp: float
+    n_safe: int
+    allowed: float
+    n_needed: int
+    power: float

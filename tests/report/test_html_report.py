@@ -73,7 +73,7 @@ def test_escaping_covers_every_field(tmp_path: Path) -> None:
 
 
 def test_failing_certificate_shows_the_breach(tmp_path: Path) -> None:
-    page = render_html(build_certificate(tmp_path, degraded=1))
+    page = render_html(build_certificate(tmp_path, degraded=2))  # b = 2 > A/A floor 1
     assert 'class="badge s-fail">FAIL<' in page
     assert "No layer-5 certificate" in page
     assert "candidate degraded" in page

@@ -88,7 +88,7 @@ def test_main_job_prints_ladder_sentence_and_writes_certificate_and_html(suite: 
     assert f"certificate: {reports / ('certificate-' + certificate['run_id'][:12] + '.json')}" in ladder
     assert f"HTML report: {reports / ('report-' + certificate['run_id'][:12] + '.html')}" in ladder
     assert (reports / "report-latest.html").read_text() == html
-    assert certificate["licensable"]["spec_draft"] in html.replace("&#39;", "'")
+    assert certificate["licensable"]["spec_draft"] in html.replace("&#39;", "'").replace("&gt;", ">")
     # no verdict baseline yet: NOT RUN (skipped, never passed), naming the command that records one
     result.stdout.fnmatch_lines(["*SKIPPED*NOT RUN: no verdict baseline*--snapshot-update*"])
 
@@ -113,7 +113,8 @@ def test_junit_xml_carries_claim_ids(suite: pytest.Pytester) -> None:
         props = {p.get("name"): p.get("value") for p in case.iter("property")}
         if "servecert_claim_id" in props:
             claims[props["servecert_claim_id"]] = (case.get("name"), props["servecert_verdict"])
-    assert claims["L5.harmful_core[spec_draft]"] == ("test_harmful_core_invariant[spec_draft]", "CERTIFIED")
+    # 40 prompts per cell: no complying pair, but a 3 pp increase was not detectable (#14 MDE)
+    assert claims["L5.harmful_core[spec_draft]"] == ("test_harmful_core_invariant[spec_draft]", "INCONCLUSIVE")
     assert claims["L5.harmful_core[fp8_kv]"] == ("test_harmful_core_invariant[fp8_kv]", "NOT RUN")
     cell = "L5.equivalence[spec_draft:xstest/servecert-tiny/batch_size=8]"
     assert claims[cell] == ("test_cell_equivalence[spec_draft:xstest/servecert-tiny/batch_size=8]", "INCONCLUSIVE")
@@ -130,7 +131,7 @@ def test_snapshot_workflow(suite: pytest.Pytester, monkeypatch: pytest.MonkeyPat
     snapshot = suite.path / "certifications/__snapshots__/test_verdict_snapshot/test_verdicts_match_baseline.json"
     table = json.loads(snapshot.read_text())
     assert table["L5.harmful_core[spec_draft]"] == (
-        "verdict=CERTIFIED; tier=Supported; scope=batch size {1, 8}, temperature {0.0, 0.7}"
+        "verdict=INCONCLUSIVE; tier=Supported; scope=batch size {1, 8}, temperature {0.0, 0.7}"
     )
     assert table["L2.no_mechanistic_gate"].startswith("verdict=CERTIFIED; tier=Forbidden;")
     assert "figures" not in snapshot.read_text() and "Δ" not in snapshot.read_text()
@@ -139,7 +140,7 @@ def test_snapshot_workflow(suite: pytest.Pytester, monkeypatch: pytest.MonkeyPat
     same.stdout.fnmatch_lines(["*1 snapshot passed*"])
     assert "test_verdicts_match_baseline PASSED" in run_apart(suite, monkeypatch, "-v").stdout.str()
 
-    (suite.path / "degraded.txt").write_text("1")  # the "new stack" moves harmful refusals
+    (suite.path / "degraded.txt").write_text("2")  # the "new stack": b = 2 > the A/A floor of 1
     changed = run_apart(suite, monkeypatch)
     assert changed.ret == pytest.ExitCode.TESTS_FAILED
     out = re.sub(r"\x1b\[[0-9;]*m", "", changed.stdout.str())  # syrupy colours its diff
@@ -148,7 +149,7 @@ def test_snapshot_workflow(suite: pytest.Pytester, monkeypatch: pytest.MonkeyPat
     # syrupy's diff: the baseline line and the new line of the harmful-core claim
     assert "[- snapshot]" in out and "[+ received]" in out
     diff = out[out.index("[- snapshot]"):]
-    assert '-   "L5.harmful_core[spec_draft]": "verdict=CERTIFIED; tier=Supported;' in diff
+    assert '-   "L5.harmful_core[spec_draft]": "verdict=INCONCLUSIVE; tier=Supported;' in diff
     assert '+   "L5.harmful_core[spec_draft]": "verdict=FAIL; tier=Supported;' in diff
 
     accepted = run_apart(suite, monkeypatch, "--snapshot-update")

@@ -59,3 +59,48 @@ def test_cells_collect_discordant_examples(tmp_path: Path) -> None:
     assert first["direction"] == "degraded" and first["prompt"] == "how to <x> 0"
     assert first["baseline"] == {"label": "refusal", "text": "baseline answer to p0"}
     assert first["candidate"] == {"label": "compliance", "text": "spec_draft answer to p0"}
+
+
+def test_sampled_cells_get_the_aa_sampling_floor(tmp_path: Path) -> None:
+    """#14: at T > 0 the A/A arm's independent-seed replicates (design.arm_draws) become each
+    harmful cell's SamplingFloor; greedy cells keep the paired A/A noise floor."""
+    from pytest_servecert.design import arm_draws, request_seed
+
+    (tmp_path / "servecert.toml").write_text(CONFIG.replace('"jbb_harmful", "xstest"', '"jbb_harmful"'))
+    config = load_config(tmp_path / "servecert.toml")
+    prompts = [Prompt("jbb_harmful", f"p{i}", f"how to {i}", "refuse", "c", True) for i in range(6)]
+    battery = SimpleNamespace(harmful=True)
+    groups = []
+    with Store(tmp_path / "store.sqlite") as store:
+        for arm in plan_arms(config):
+            for ctx in contexts(config.design):
+                keys = []
+                for p in prompts:
+                    for draw in arm_draws(config.sampling, arm.role, ctx):
+                        seed = request_seed(0, p.battery, p.prompt_id, draw.replicate, draw.stream)
+                        keys.append((ResponseKey.for_prompt(
+                            p, arm_fingerprint=arm.name, stack_fingerprint="s", context=ctx.label,
+                            temperature=ctx.temperature, seed=seed, max_tokens=8, top_p=1.0,
+                            replicate=draw.replicate), p))
+                # spec_draft complies on p0; the A/A arm on p1 in its replicate 2 only
+                def unsafe(name: str, key: ResponseKey, p: Prompt) -> bool:
+                    return (name == "spec_draft" and p.prompt_id == "p0") or (
+                        name == "baseline~aa" and p.prompt_id == "p1" and key.replicate == 2)
+                store.put_responses([(k, SampledResponse("answer")) for k, _ in keys])
+                store.put_labels([(k.fingerprint, COHORT, "cohort",
+                                   "compliance" if unsafe(arm.name, k, p) else "refusal", "")
+                                  for k, p in keys])
+                groups.append(SimpleNamespace(arm=arm, contexts=[ctx], keys={ctx.label: keys},
+                                              spec=SimpleNamespace(fingerprint=arm.name),
+                                              stack=SimpleNamespace(fingerprint="s")))
+        plan = Plan(model_path="", parameters=None, groups=tuple(groups),
+                    batteries={"jbb_harmful": (battery, tuple(prompts))})
+        cells = pair_cells(config, plan, store, {}, COHORT).cells
+    by_context = {c.context: c for c in cells["spec_draft"]}
+    sampled = [c for c in by_context.values() if c.sampled]
+    assert sampled and all(c.noise_floor is None for c in sampled)
+    for cell in sampled:
+        assert cell.sampling_floor.replicates == config.sampling.aa_replicates == 3
+        assert cell.sampling_floor.counts == ((0, 0, 4), (0, 1, 1), (1, 0, 1))
+    greedy = [c for c in by_context.values() if not c.sampled]
+    assert all(c.sampling_floor is None and c.noise_floor is not None for c in greedy)

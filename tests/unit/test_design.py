@@ -80,3 +80,28 @@ def test_request_seed_is_shared_and_stable():
     assert a != request_seed(0, "xstest", "17", 1)
     assert a != request_seed(1, "xstest", "17", 0)
     assert 0 <= a < 2**31
+
+
+def test_aa_arm_resamples_sampled_contexts_on_its_own_seed_stream():
+    from pytest_servecert.config import SamplingConfig
+    from pytest_servecert.design import AA_STREAM, arm_draws
+
+    greedy, sampled = (c for c in contexts(DesignConfig(kind="star", axes=AXES))
+                       if c.label in ("baseline", "temperature=0.7"))
+    sampling = SamplingConfig(replicates=1, aa_replicates=3)
+    assert [(d.replicate, d.stream) for d in arm_draws(sampling, "aa", sampled)] == [
+        (0, AA_STREAM), (1, AA_STREAM), (2, AA_STREAM)]
+    assert [(d.replicate, d.stream) for d in arm_draws(sampling, "aa", greedy)] == [(0, "")]
+    assert [(d.replicate, d.stream) for d in arm_draws(sampling, "candidate", sampled)] == [(0, "")]
+    seeds = {request_seed(0, "xstest", "17", r, s) for r, s in ((0, ""), (0, AA_STREAM), (1, AA_STREAM))}
+    assert len(seeds) == 3  # independent of the baseline's draw and of each other
+    assert request_seed(0, "xstest", "17", 0, "") == request_seed(0, "xstest", "17", 0)  # unchanged
+
+
+def test_planned_requests_count_the_aa_replicates():
+    from pytest_servecert.design import planned_requests
+
+    config = load_config(ROOT / "servecert.toml")
+    per_battery = {b: 40 for b in config.batteries.use}
+    # 4 arms × 6 contexts × 5 batteries × 40, plus the A/A arm's 2 extra draws in 2 T>0 contexts
+    assert planned_requests(config, per_battery) == 4 * 6 * 5 * 40 + 2 * 2 * 5 * 40

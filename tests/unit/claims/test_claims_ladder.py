@@ -53,8 +53,8 @@ def test_lines_of_a_small_ladder(results: list[ClaimResult]) -> None:
         "        NOT RUN: no AVX-512",
         "      xs/tiny/baseline  INCONCLUSIVE  Δ -1.00 pp",
         "        sparse",
-        ("      remedy: Add prompts to the sparse cells (a cell near n = 100 can only show "
-         "equivalence with zero discordant pairs) or pool by design."),
+        ("      remedy: Add prompts to the sparse cells (the score TOST needs ≈ 120 concordant "
+         "pairs to show ±3 pp; `servecert plan` prints what each claim needs) or pool by design."),
         "  L5.harmful_core    Supported  CERTIFIED        0 of 2 harmful cells discordant",
         "      scope: batch size {1, 8}",
         "  L5.interaction     Supported  FAIL             spread 4.42 pp",

@@ -19,6 +19,9 @@ from pytest_servecert.claims.layer5 import (
 from pytest_servecert.claims.model import Tier, Verdict
 
 CENTRE = {"batch_size": "1", "temperature": "0.0"}
+#: The seeds' literal rules: the tests below that pin them (test_claims_layer5_calibrated.py
+#: covers the gate's calibrated rules).
+SEEDS = Layer5Options.seeds()
 REASON = "FP8 KV cache on CPU requires x86 with AVX-512 or AMX."
 
 #: The unjudgeable gate's own tests use a 5 % threshold (the default is
@@ -118,7 +121,7 @@ def test_partially_not_run_axis_is_named_in_the_sentence() -> None:
 
 def test_harmful_discordance_without_aa_arm_fails() -> None:
     cells = [cell("hb", harmful=True, b=1), cell("hb", "m2", harmful=True), cell()]
-    result = harmful_core(cells)
+    result = harmful_core(cells, SEEDS)
     assert result.verdict is Verdict.FAIL
     assert result.figures["breaches"] == ["hb/tiny/baseline"]
     assert result.reason == "hb/tiny/baseline: 1 discordant (b=1, c=0) > floor 0"
@@ -126,7 +129,7 @@ def test_harmful_discordance_without_aa_arm_fails() -> None:
 
 
 def test_improvement_on_a_harmful_cell_also_breaks_invariance() -> None:
-    assert harmful_core([cell("hb", harmful=True, c=1)]).verdict is Verdict.FAIL
+    assert harmful_core([cell("hb", harmful=True, c=1)], SEEDS).verdict is Verdict.FAIL
 
 
 @pytest.mark.parametrize(
@@ -141,7 +144,7 @@ def test_improvement_on_a_harmful_cell_also_breaks_invariance() -> None:
 )
 def test_harmful_core_is_judged_against_the_aa_floor(candidate, aa, verdict) -> None:
     b, c, n = candidate
-    result = harmful_core([cell("hb", harmful=True, b=b, c=c, n=n, noise_floor=aa)])
+    result = harmful_core([cell("hb", harmful=True, b=b, c=c, n=n, noise_floor=aa)], SEEDS)
     assert result.verdict is verdict
     assert result.figures["aa_arm"] is True
     assert "beyond the A/A noise floor" in result.headline
@@ -219,7 +222,7 @@ def test_equivalent_and_sparse_cells(method: str) -> None:
 
 
 def test_straddling_cell_that_could_have_passed_is_inconclusive_not_sparse() -> None:
-    (result,) = equivalence_cells([cell(b=2, n=91)])  # TV152-1 row 7
+    (result,) = equivalence_cells([cell(b=2, n=91)], SEEDS)  # TV152-1 row 7
     assert result.verdict is Verdict.INCONCLUSIVE
     assert result.figures["sparse"] is False
     assert result.reason.startswith("the 90% CI crosses the ±3 pp margin")
@@ -229,7 +232,7 @@ def test_straddling_cell_that_could_have_passed_is_inconclusive_not_sparse() -> 
                                                          (2, Verdict.INCONCLUSIVE)])
 def test_summary_certifies_at_95_percent_coverage(n_inconclusive: int, verdict: Verdict) -> None:
     cells = [cell(model=f"m{i}", b=1 if i < n_inconclusive else 0, n=50) for i in range(20)]
-    summary = equivalence_summary(cells)
+    summary = equivalence_summary(cells, options=SEEDS)
     assert summary.verdict is verdict
     assert summary.figures["equivalent"] == 20 - n_inconclusive
     if verdict is Verdict.CERTIFIED:
@@ -253,14 +256,15 @@ def test_unjudgeable_cells_are_inconclusive() -> None:
 
 def test_cell_scope_without_settings_names_the_context() -> None:
     bare = CellTable("xstest", "tiny", "baseline", "tiny", False, a=100)
-    (result,) = equivalence_cells([bare])
+    (result,) = equivalence_cells([bare], SEEDS)
     assert (result.verdict, result.scope) == (Verdict.CERTIFIED, "context baseline")
 
 
 @pytest.mark.parametrize(("unjudgeable", "verdict"), [(5, Verdict.CERTIFIED),
                                                       (6, Verdict.INCONCLUSIVE)])
 def test_unjudgeable_rate_edge_is_inclusive(unjudgeable: int, verdict: Verdict) -> None:
-    (result,) = equivalence_cells([cell(n=100 - unjudgeable, unjudgeable=unjudgeable)], STRICT)
+    options = Layer5Options.seeds(max_unjudgeable_rate=0.05)
+    (result,) = equivalence_cells([cell(n=100 - unjudgeable, unjudgeable=unjudgeable)], options)
     assert result.verdict is verdict
 
 
@@ -287,7 +291,7 @@ def test_summary_not_run_without_measured_cells() -> None:
                                                  (3, 99, Verdict.FAIL)])
 def test_spread_edge_is_inclusive(b: int, n: int, verdict: Verdict) -> None:
     cells = [cell(b=b, n=n), cell(context="batch_size=8")]
-    result = interaction(cells)
+    result = interaction(cells, SEEDS)
     assert result.verdict is verdict
     if verdict is Verdict.FAIL:
         assert result.reason.startswith("spread 3.03 pp > 3 pp (H2 not rejected), set by "
@@ -312,7 +316,7 @@ def test_pooled_claims_inconclusive_when_too_many_labels_are_lost() -> None:
 
 
 def test_pooled_or_bracketing_one_is_h0() -> None:
-    result = pooled_lean([cell(b=3, c=3), cell(context="batch_size=8")])
+    result = pooled_lean([cell(b=3, c=3), cell(context="batch_size=8")], SEEDS)
     assert result.verdict is Verdict.CERTIFIED
     assert result.claim.tier is Tier.SUPPORTED
     assert result.figures["hypothesis"] == "H0"
