@@ -16,19 +16,14 @@ from __future__ import annotations
 import pytest
 
 from pytest_servecert.assertions import check_claim
-from pytest_servecert.config import ConfigError, load_config
-from pytest_servecert.plugin import config_path
+from pytest_servecert.plugin import certification_config
 
 pytestmark = pytest.mark.layer1
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     if "battery" in metafunc.fixturenames:
-        try:
-            batteries = load_config(config_path(metafunc.config)).batteries.use
-        except ConfigError as exc:
-            pytest.exit(f"servecert: {exc}", returncode=pytest.ExitCode.USAGE_ERROR)
-        metafunc.parametrize("battery", batteries)
+        metafunc.parametrize("battery", certification_config(metafunc.config).batteries.use)
 
 
 def test_judge_cohort_validity(request, servecert_run):
