@@ -110,7 +110,7 @@ def serve(
             if proc.poll() is not None:
                 raise ServerError(f"vLLM exited with code {proc.returncode} during start-up:\n{_tail(log_path)}")
             try:
-                if httpx.get(f"{base_url}/v1/models", timeout=2.0).status_code == 200:
+                if httpx.get(f"{base_url}/v1/models", timeout=2.0, trust_env=False).status_code == 200:
                     break
             except httpx.HTTPError:
                 pass
@@ -141,7 +141,7 @@ async def _chat_all(
     timeout: float,
 ) -> list[str | None]:
     sem = asyncio.Semaphore(concurrency)
-    async with httpx.AsyncClient(base_url=server.base_url, timeout=timeout) as client:
+    async with httpx.AsyncClient(base_url=server.base_url, timeout=timeout, trust_env=False) as client:
 
         async def one(text: str) -> str | None:
             body: dict[str, object] = {
