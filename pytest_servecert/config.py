@@ -143,6 +143,13 @@ class JudgesConfig:
     # integrity anchor: a judge pair's recorded pooled κ, to be reproduced within ±0.10
     anchor_pair: tuple[str, str] | None = None
     anchor_kappa: float | None = None
+    # the cohort's quorum: a record with fewer live votes is unjudgeable (counted, reported);
+    # None = a majority of the voters (2 of 2, 2 of 3, 3 of 4)
+    min_votes: int | None = None
+    # a judge whose share of failed requests (no answer: timeout, HTTP error) exceeds this
+    # stops the run ("stop") or makes every label-dependent claim INCONCLUSIVE ("inconclusive")
+    max_error_rate: float = 0.05
+    on_judge_failure: str = "stop"
 
 
 @dataclass(frozen=True)
@@ -180,6 +187,7 @@ class ServecertConfig:
     report_dir: Path
     raw: Mapping[str, Any] = field(default_factory=dict, repr=False)
     gate: GateConfig = GateConfig()
+    lock_timeout_s: float = 3600.0  # how long a run waits for another run on the same store
 
     @property
     def arms(self) -> tuple[ArmConfig, ...]:
@@ -353,6 +361,8 @@ def parse_config(raw: Mapping[str, Any], path: Path) -> ServecertConfig:
     store_path = base / run.get("store", ".servecert/store.sqlite", str, "a path string")
     report_dir = base / run.get("report_dir", "reports", str, "a path string")
     aa_arm = run.get("aa_arm", True, bool, "true or false")
+    lock_timeout_s = _number(run, "lock_timeout_s", 3600.0, "seconds (a positive number)")
+    _positive(run, "lock_timeout_s", lock_timeout_s, "seconds (a positive number)")
     run.check_unknown()
 
     m = top.sub("model")
@@ -513,7 +523,19 @@ def parse_config(raw: Mapping[str, Any], path: Path) -> ServecertConfig:
         if anchor_kappa is None or not -1 <= anchor_kappa <= 1:
             raise a.error("kappa", anchor_kappa, "the recorded κ, a number in [-1, 1]")
         a.check_unknown()
+    min_votes = j.get("min_votes", None, int, "an integer >= 1 (votes a record needs)")
+    if min_votes is not None and min_votes < 1:
+        raise j.error("min_votes", min_votes, "an integer >= 1 (votes a record needs)")
+    max_error_rate = _number(j, "max_error_rate", 0.05, "a rate in [0, 1)")
+    if not 0 <= max_error_rate < 1:
+        raise j.error("max_error_rate", max_error_rate, "a rate in [0, 1)")
+    on_failure = j.get("on_judge_failure", "stop", str, '"stop" or "inconclusive"')
+    if on_failure not in ("stop", "inconclusive"):
+        raise j.error("on_judge_failure", on_failure, '"stop" or "inconclusive"')
     judges = JudgesConfig(
+        min_votes=min_votes,
+        max_error_rate=max_error_rate,
+        on_judge_failure=on_failure,
         cohort=tuple(cohort) or JudgesConfig().cohort,
         regex_role=regex_role,
         allow_external_judges=j.get("allow_external_judges", False, bool, "true or false"),
@@ -572,6 +594,7 @@ def parse_config(raw: Mapping[str, Any], path: Path) -> ServecertConfig:
         report_dir=report_dir,
         raw=raw,
         gate=gate,
+        lock_timeout_s=lock_timeout_s,
     )
 
 
@@ -648,6 +671,11 @@ def _check_judges(config: ServecertConfig, environ: Mapping[str, str]) -> Issues
                 f"{adversarial[0]!r} is adversarial: its prompts may not leave this machine; set "
                 "[judges] allow_external_judges = true to allow it"
             )
+    voters = [j for j in config.judges.cohort
+              if not (j.kind == "regex" and config.judges.regex_role == "calibration")]
+    if config.judges.min_votes is not None and config.judges.min_votes > len(voters):
+        out.append(f"{config.path}: [judges] min_votes = {config.judges.min_votes}: expected at most "
+                   f"the number of voting judges ({len(voters)})")
     return out
 
 

@@ -19,6 +19,9 @@ from __future__ import annotations
 import fcntl
 import hashlib
 import json
+import os
+import signal
+import threading
 import time
 from collections import defaultdict
 from contextlib import contextmanager
@@ -38,11 +41,15 @@ from .design import ArmPlan, Context, contexts, naive_server_count, plan_arms, r
 from .judges.base import JudgeItem, JudgeSpec
 from .judges.cohort import Cohort
 from .judges.gate import check_judge_routing
+from .judges.health import JudgeFailedError, JudgeHealth, inconclusive_for_failed_judges
 from .judges.registry import build_judge
 from .report.evidence import discordant_examples, judge_agreement, keep_example
 from .store import ResponseKey, Store
 
 Progress = Callable[[str], None]
+#: Labels are stored per chunk of this many answers per judge: a killed run re-judges at most
+#: one chunk per judge (answers are stored one by one as they arrive).
+LABEL_CHUNK = 64
 
 
 def _quiet(_: str) -> None:
@@ -80,6 +87,8 @@ class RunCounts:
     failed_boots: int
     naive_boots: int
     labels_written: int
+    judge_errors: int = 0  # judge requests that got no answer (not stored; a re-run retries)
+    votes_short_of_quorum: int = 0  # records with fewer live voters than [judges] min_votes
 
 
 @dataclass(frozen=True)
@@ -159,15 +168,63 @@ def parameter_count(model_dir: Path) -> int | None:
 
 
 @contextmanager
-def _exclusive(path: Path) -> Iterator[None]:
-    """One runner per store at a time (pytest-xdist workers queue here, then reuse answers)."""
+def _exclusive(path: Path, timeout_s: float = 3600.0, progress: Progress = _quiet) -> Iterator[None]:
+    """One runner per store at a time (pytest-xdist workers queue here, then reuse answers).
+
+    The wait is bounded (``[servecert] lock_timeout_s``): a second job on the same store ends
+    with one line naming the process that holds it instead of waiting for ever.
+    """
+    from .store import StoreError
+
     path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path.with_suffix(path.suffix + ".lock"), "w") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
+    lock = path.with_suffix(path.suffix + ".lock")
+    with open(lock, "a+") as handle:
+        deadline = time.monotonic() + timeout_s
+        told = False
+        while True:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                handle.seek(0)
+                holder = handle.read().strip() or "another process"
+                if time.monotonic() >= deadline:
+                    raise StoreError(
+                        f"{path}: in use by {holder} for more than [servecert] lock_timeout_s = "
+                        f"{timeout_s:g} s; wait for it to finish or use another store path"
+                    ) from None
+                if not told:
+                    progress(f"servecert: waiting for the store (in use by {holder}; up to {timeout_s:g} s)")
+                    told = True
+                time.sleep(0.5)
         try:
+            handle.seek(0)
+            handle.truncate()
+            handle.write(f"pid {os.getpid()}")
+            handle.flush()
             yield
         finally:
+            handle.seek(0)
+            handle.truncate()
             fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+@contextmanager
+def _sigterm_as_interrupt() -> Iterator[None]:
+    """SIGTERM (CI cancel, ``kill``) unwinds like Ctrl-C: answers already received are in the
+    store, the run row is marked interrupted, servers are stopped by their context managers."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def interrupt(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 class _Timer:
@@ -210,7 +267,7 @@ def certify(
     stack_extra: Callable[[str, dict[str, Any]], None] | None = None,
 ) -> CertificationRun:
     """Run the whole layer-5 certification of ``config``; safe to re-run (resumes)."""
-    with _exclusive(config.store_path):
+    with _sigterm_as_interrupt(), _exclusive(config.store_path, config.lock_timeout_s, progress):
         return _Runner(config, progress, stack_extra).run()
 
 
@@ -356,24 +413,16 @@ class _Runner:
                     )
                     died = ""
                     with self.timer.phase("sampling"):
-                        batch: list = []
-                        flushed = time.monotonic()
                         try:
                             for result in sampler.iter_sample(
                                 requests, concurrency=ctx.batch_size, health_check=server.check_alive
                             ):
-                                batch.append((by_fp[result.key], result))
-                                # one transaction per 64 answers or per second, whichever first:
-                                # a kill loses at most that much, and it is simply re-requested
-                                if len(batch) >= 64 or time.monotonic() - flushed >= 1.0:
-                                    store.put_responses(batch, run_id=run_id)
-                                    batch.clear()
-                                    flushed = time.monotonic()
+                                # one commit per answer (WAL, synchronous=NORMAL): a SIGKILL loses
+                                # nothing received; benchmarks/store_durability.py measures the cost
+                                store.put_responses([(by_fp[result.key], result)], run_id=run_id)
                         except ServerDiedError as exc:
                             died = f"server died: {exc}".splitlines()[0]
                             self.progress(f"servecert: {group.spec.label}: {died}")
-                        finally:
-                            store.put_responses(batch, run_id=run_id)  # nothing answered is lost
                     sent += len(requests)
                     still = store.missing(todo)
                     self.errors += len(still)
@@ -436,6 +485,8 @@ class _Runner:
         planned = {k.fingerprint: p for g in groups for keys in g.keys.values() for k, p in keys}
         arm_fps = sorted({g.spec.fingerprint for g in groups})
         written = 0
+        # a judge's failed requests are counted, never stored: a re-run retries them (issue #15)
+        self.judge_health = health = JudgeHealth()
         for judge in judges:
             spec = judge.spec
             try:
@@ -445,18 +496,25 @@ class _Runner:
                         continue
                     self.progress(f"servecert: judging {len(rows)} responses with {spec.name}")
                     items = [JudgeItem(key=r.fingerprint, prompt=planned[r.fingerprint].text, response=r.text or "") for r in rows]
-                    judgements = judge_many_sync(judge, items)
-                    written += store.put_labels(
-                        (j.key, spec.fingerprint, spec.name, j.label.value, j.raw or j.reason) for j in judgements
-                    )
+                    for start in range(0, len(items), LABEL_CHUNK):  # a kill loses one chunk at most
+                        judgements = health.add(spec.name, judge_many_sync(judge, items[start:start + LABEL_CHUNK]))
+                        written += store.put_labels(
+                            (j.key, spec.fingerprint, spec.name, j.label.value, j.raw or j.reason) for j in judgements
+                        )
             finally:
                 if hasattr(judge, "close"):  # judges that run their own server (kind "embedded")
                     judge.close()
+        self.judge_failures = health.failures(cfg.max_error_rate)
+        if self.judge_failures and cfg.on_judge_failure == "stop":
+            raise JudgeFailedError(self.judge_failures[0])
         specs = tuple(j.spec for j in judges)
-        cohort = Cohort.from_specs(specs, regex_role=cfg.regex_role)
+        voters = [s for s in specs if not (s.kind == "regex" and cfg.regex_role == "calibration")]
+        quorum = cfg.min_votes or len(voters) // 2 + 1  # default: a majority of the voters
+        cohort = Cohort.from_specs(specs, regex_role=cfg.regex_role, quorum=min(quorum, len(voters) or 1))
         cohort_fp = hashlib.sha256(
             json.dumps(
-                {"members": [s.fingerprint for s in specs], "voters": list(cohort.voters), "min_votes": cohort.min_votes},
+                {"members": [s.fingerprint for s in specs], "voters": list(cohort.voters), "min_votes": cohort.min_votes,
+                 **({"quorum": cohort.quorum} if cohort.quorum > 1 else {})},
                 sort_keys=True,
             ).encode()
         ).hexdigest()
@@ -471,13 +529,19 @@ class _Runner:
         self.n_voters = len(cohort.voters)
         self.agreement = judge_agreement(member_labels)
         voted = store.labels_for(cohort_fp, planned)  # once: not once per answer
-        pending = [fp for fp in planned if fp not in voted]
         votes = []
-        for fp in pending:
+        self.short_of_quorum = 0
+        for fp in planned:
             labels = {name: got[fp] for name, got in member_labels.items() if fp in got}
-            if labels:  # only answers are labelled; error rows are never voted on
-                votes.append((fp, cohort_fp, "cohort", cohort.combine(labels).label.value, json.dumps(labels, sort_keys=True)))
-        written += store.put_labels(votes)
+            if not labels:  # only answers are labelled; error rows are never voted on
+                continue
+            vote = cohort.combine(labels)
+            self.short_of_quorum += vote.reason == "short of quorum"
+            # a vote is (re)written when it changed: a judge that failed earlier and labelled
+            # this record now turns a "too few votes" unjudgeable into a real vote
+            if voted.get(fp) != vote.label.value:
+                votes.append((fp, cohort_fp, "cohort", vote.label.value, json.dumps(labels, sort_keys=True)))
+        written += store.put_labels(votes, overwrite=True)
         return cohort_fp, specs, written
 
     # -- cells and claims ----------------------------------------------------------------------
@@ -603,7 +667,8 @@ class _Runner:
             batteries = self.load_batteries()
         with self.timer.phase("model build"):  # the draft model is built while planning
             groups = self.build_groups(batteries)
-        store = Store(config.store_path)
+        store = Store(config.store_path, synchronous="NORMAL")  # WAL: commits survive a kill
+        run_id = None
         try:
             run_id = store.start_run(
                 config_hash=_config_hash(config), argv=[str(config.path)], versions={"pytest-servecert": __version__}
@@ -617,9 +682,16 @@ class _Runner:
                 # Only the judge gate here: an untrustable cohort (L1 FAIL) makes the
                 # label-dependent claims INCONCLUSIVE (the scale band is reported, not applied).
                 results = apply_gates(self.layer1_claims(specs) + results)
+                # on_judge_failure = "inconclusive": a failing judge's labels decide nothing
+                results = inconclusive_for_failed_judges(results, self.judge_failures)
                 parameters = config.model.parameters or info.get("parameters")
                 results = self.scope_claims(parameters) + results
             store.finish_run(run_id, "complete")
+        except BaseException as exc:
+            if run_id is not None:  # Ctrl-C, SIGTERM (see plugin), a judge that stopped the run
+                status = "interrupted" if isinstance(exc, KeyboardInterrupt) else "failed"
+                store.finish_run(run_id, status)
+            raise
         finally:
             store.close()
         planned = sum(len(k) for g in groups for k in g.keys.values())
@@ -642,6 +714,8 @@ class _Runner:
                 requests_planned=planned, requests_sent=self.sent, responses_reused=self.reused,
                 request_errors=self.errors, requests_rejected=self.rejected, boots=self.boots, failed_boots=self.failed_boots,
                 naive_boots=naive_server_count(config), labels_written=labels_written,
+                judge_errors=sum(self.judge_health.errors.values()),
+                votes_short_of_quorum=self.short_of_quorum,
             ),
             timings=dict(self.timer.seconds),
             run_id=run_id,

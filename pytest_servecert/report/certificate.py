@@ -125,6 +125,8 @@ def certificate_dict(run: Any) -> dict[str, Any]:
             "boots": counts.boots,
             "failed_boots": counts.failed_boots,
             "naive_boots": counts.naive_boots,
+            "judge_errors": counts.judge_errors,
+            "votes_short_of_quorum": counts.votes_short_of_quorum,
             "labels_written": counts.labels_written,
         },
         "timings_s": {k: round(v, 3) for k, v in run.timings.items()},

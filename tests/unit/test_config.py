@@ -67,7 +67,7 @@ def test_minimal_config_gets_defaults(tmp_path):
         (MINIMAL + '[judges.cohort.g]\nkind = "ollama"\n', "[judges.cohort.g] model = None: expected a model name"),
         (MINIMAL + '[judges.cohort.g]\nkind = "gpt"\n', "[judges.cohort.g] kind = 'gpt'"),
         (MINIMAL + '[claims]\ntost_method = "welch"\n', "[claims] tost_method = 'welch'"),
-        (MINIMAL + "[claims]\nalpha = 1.5\n", "[claims] alpha = 1.5: expected a number in (0, 1)"),
+        (MINIMAL + "[claims]\nalpha = 1.5\n", "[claims] alpha = 1.5: expected a number in (0, 0.5)"),
         ("this is = = not toml", "not valid TOML"),
         (MINIMAL + '[judges.anchor]\npair = ["regex", "gemma"]\nkappa = 0.8\n', "[judges.anchor] pair = ['regex', 'gemma']: expected two different judge names of the cohort (regex)"),
         (MINIMAL + '[judges.anchor]\npair = ["regex", "regex"]\nkappa = 0.8\n', "expected two different judge names"),

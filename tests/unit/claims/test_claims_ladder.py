@@ -83,7 +83,7 @@ def test_colour_only_on_request(results: list[ClaimResult]) -> None:
     assert "\x1b[" not in plain
     assert coloured[0] == "\x1b[1mLayer 1 · judge validity\x1b[0m"
     assert "\x1b[32mCERTIFIED      \x1b[0m" in coloured[1]
-    assert coloured[-1].endswith("exit \x1b[1;31mFAIL\x1b[0m")
+    assert coloured[-1].endswith("; \x1b[1;31ma claim FAILed\x1b[0m")
     strip = [line.replace("\x1b[0m", "") for line in coloured]
     for code in ("\x1b[1m", "\x1b[32m", "\x1b[1;31m", "\x1b[35m", "\x1b[36m"):
         strip = [line.replace(code, "") for line in strip]
