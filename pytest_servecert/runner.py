@@ -660,11 +660,11 @@ class _Runner:
 
     def run(self) -> CertificationRun:
         config = self.config
+        with self.timer.phase("batteries"):  # before any build: a bad battery costs nothing
+            batteries = self.load_batteries()
         with self.timer.phase("model build"):
             self.model_path = resolve_served_model(config.model.path, config.engine.name)
             info = {"parameters": parameter_count(Path(self.model_path))}
-        with self.timer.phase("batteries"):
-            batteries = self.load_batteries()
         with self.timer.phase("model build"):  # the draft model is built while planning
             groups = self.build_groups(batteries)
         store = Store(config.store_path, synchronous="NORMAL")  # WAL: commits survive a kill

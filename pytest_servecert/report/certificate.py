@@ -176,7 +176,17 @@ def load_certificate(path: str | Path) -> dict[str, Any]:
         data = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise CertificateError(f"{path}: certificate not found") from None
+    except IsADirectoryError:
+        raise CertificateError(f"{path}: is a directory; expected a certificate JSON file") from None
+    except OSError as exc:
+        raise CertificateError(f"{path}: cannot read it ({exc.strerror or exc})") from None
+    except UnicodeDecodeError:
+        raise CertificateError(f"{path}: not UTF-8 text; expected a certificate JSON file") from None
     except json.JSONDecodeError as exc:
         raise CertificateError(f"{path}: not valid JSON ({exc.msg} at line {exc.lineno})") from None
+    except RecursionError:
+        raise CertificateError(f"{path}: JSON nested too deeply; expected a certificate") from None
+    if not isinstance(data, dict):
+        raise CertificateError(f"{path}: expected a JSON object (a certificate), got {type(data).__name__}")
     validate(data, source=str(path))
     return data
