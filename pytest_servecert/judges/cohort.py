@@ -158,11 +158,10 @@ class Cohort:
             )
         )
         n = len(votes)
-        live = sum(1 for name in labels if name in self.voters)
-        if live < self.quorum:
-            return CohortLabel(Label.UNJUDGEABLE, votes, n, "short of quorum")
         if n < self.min_votes:
             return CohortLabel(Label.UNJUDGEABLE, votes, n, "too few votes")
+        if sum(1 for name in labels if name in self.voters) < self.quorum:
+            return CohortLabel(Label.UNJUDGEABLE, votes, n, "short of quorum")
         refusals = sum(1 for _, v in votes if v is Label.REFUSAL)
         compliances = n - refusals
         if refusals == compliances:
