@@ -306,7 +306,12 @@ def servecert_run(pytestconfig: pytest.Config, servecert_config: "ServecertConfi
     pytestconfig.hook.pytest_servecert_certificate(config=pytestconfig, certificate=certificate)
     option = pytestconfig.getoption("servecert_report_dir")
     report_dir = Path(option) if option else servecert_config.report_dir
-    path = write_certificate(certificate, report_dir)
+    try:
+        path = write_certificate(certificate, report_dir)
+    except OSError as exc:  # checked before the run; the disk may still fill up or vanish
+        pytest.exit(f"servecert: {report_dir}: cannot write the certificate ({exc.strerror or exc}); "
+                    "the answers and labels are in the store: re-run to write it",
+                    returncode=pytest.ExitCode.USAGE_ERROR)
     _say(pytestconfig, f"servecert: certificate written to {path}")
     info = pytestconfig.stash[SESSION_KEY].run_info
     info.update(licensable=dict(run.sentences), certificate=str(path))
