@@ -11,6 +11,7 @@ The file layout is documented in the README ("Configuration") and in the default
 
 from __future__ import annotations
 
+import copy
 import csv
 import math
 import os
@@ -44,7 +45,13 @@ ENGINE_AXIS_GAPS: dict[tuple[str, str], str] = {
 
 
 class ConfigError(ValueError):
-    """A user error in the certification config (printed as one line, no traceback)."""
+    """A user error in the certification config (printed as one line, no traceback).
+
+    ``location`` is the (table path, key) it names, when it names one: ``load_config`` drops
+    that key and parses again, so every such error of a file is reported in one pass.
+    """
+
+    location: tuple[tuple[str, ...], str] | None = None
 
 
 @dataclass(frozen=True)
@@ -201,8 +208,8 @@ class ServecertConfig:
 class _Section:
     """A TOML table with its dotted name, so every error can say where it came from."""
 
-    def __init__(self, path: Path, name: str, data: Any) -> None:
-        self.path, self.name = path, name
+    def __init__(self, path: Path, name: str, data: Any, keys: tuple[str, ...] = ()) -> None:
+        self.path, self.name, self.keys = path, name, keys
         if not isinstance(data, dict):
             raise self.error(None, data, "a table")
         self.data: dict[str, Any] = data
@@ -211,8 +218,13 @@ class _Section:
     def error(self, key: str | None, value: Any, expected: str) -> ConfigError:
         where = f"[{self.name}]" if self.name else "top level"
         if key is None:
-            return ConfigError(f"{self.path}: {where}: expected {expected}, got {value!r}")
-        return ConfigError(f"{self.path}: {where} {key} = {value!r}: expected {expected}")
+            error = ConfigError(f"{self.path}: {where}: expected {expected}, got {value!r}")
+            if self.keys:  # a value that should have been a table: drop it from its parent
+                error.location = (self.keys[:-1], self.keys[-1])
+            return error
+        error = ConfigError(f"{self.path}: {where} {key} = {value!r}: expected {expected}")
+        error.location = (self.keys, key)
+        return error
 
     def get(self, key: str, default: Any, kind: type | tuple[type, ...], expected: str) -> Any:
         self.used.add(key)
@@ -240,7 +252,8 @@ class _Section:
 
     def sub(self, key: str) -> "_Section":
         self.used.add(key)
-        return _Section(self.path, f"{self.name}.{key}" if self.name else key, self.data.get(key, {}))
+        return _Section(self.path, f"{self.name}.{key}" if self.name else key, self.data.get(key, {}),
+                        (*self.keys, key))
 
     def check_unknown(self, allowed: tuple[str, ...] | None = None) -> None:
         known = set(allowed) if allowed is not None else self.used
@@ -350,7 +363,46 @@ def load_config(path: str | Path) -> ServecertConfig:
         raw = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: not valid TOML: {exc}") from None
-    return parse_config(raw, path)
+    return parse_config_reporting_all(raw, path)
+
+
+def parse_config_reporting_all(raw: Mapping[str, Any], path: Path) -> ServecertConfig:
+    """``parse_config``, but every keyed error of the file in one ``ConfigError`` (a line each):
+    after an error the offending key is dropped (its default applies) and the file is parsed
+    again, until it parses or an error names no key."""
+    try:
+        return parse_config(raw, path)
+    except ConfigError as first:
+        problems, error = [str(first)], first
+    trial = copy.deepcopy(dict(raw))
+    partial = None
+    dropped: set[tuple[tuple[str, ...], str]] = set()
+    for _ in range(100):
+        if error.location is None or not _drop(trial, *error.location):
+            break
+        dropped.add(error.location)
+        try:
+            partial = parse_config(trial, path)
+            break
+        except ConfigError as exc:
+            # a required key that was dropped now reports itself missing: a consequence
+            if str(exc) in problems or exc.location in dropped:
+                break
+            problems.append(str(exc))
+            error = exc
+    refused = ConfigError("\n".join(problems))
+    refused.partial = partial  # type: ignore[attr-defined]  # what parsed without those keys
+    raise refused
+
+
+def _drop(raw: dict[str, Any], table: tuple[str, ...], key: str) -> bool:
+    node: Any = raw
+    for part in table:
+        node = node.get(part) if isinstance(node, dict) else None
+    if not isinstance(node, dict) or key not in node:
+        return False
+    del node[key]
+    return True
 
 
 def parse_config(raw: Mapping[str, Any], path: Path) -> ServecertConfig:
@@ -802,7 +854,14 @@ def check_config(path: str | Path, environ: Mapping[str, str] | None = None) -> 
 
     Raises ``ConfigError`` whose message is one line per problem.
     """
-    config = load_config(path)
+    try:
+        config = load_config(path)
+    except ConfigError as exc:
+        partial = getattr(exc, "partial", None)  # the rest of the file: validated too, one pass
+        more = [p for p in validate(partial, environ) if p not in str(exc)] if partial else []
+        if not more:
+            raise
+        raise ConfigError("\n".join([str(exc), *more])) from None
     problems = validate(config, environ)
     if problems:
         raise ConfigError("\n".join(problems))

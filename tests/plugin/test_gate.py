@@ -147,3 +147,36 @@ def test_no_gate_without_claims(pytester: pytest.Pytester) -> None:
     result = pytester.runpytest()
     assert result.ret == pytest.ExitCode.OK
     assert "servecert gate" not in result.stdout.str()
+
+
+ROOT = __import__("pathlib").Path(__file__).resolve().parents[2]
+BAD_CONFIG = """
+[arms.baseline]
+[arms.cand]
+kv_cache_dtype = "fp8"
+[claims]
+margin_pp = nan
+[engine]
+args = ["--host", "0.0.0.0"]
+"""
+
+
+def _suite(pytester: pytest.Pytester) -> None:
+    """The real certification suite's conftest and layer-5 tests, with a bad servecert.toml."""
+    suite = pytester.mkdir("certifications")
+    for name in ("conftest.py", "test_layer5_serving_state.py"):
+        (suite / name).write_text((ROOT / "certifications" / name).read_text())
+    pytester.makefile(".toml", servecert=BAD_CONFIG)
+
+
+@pytest.mark.parametrize("args", [("certifications",), ()], ids=["conftest-at-start", "conftest-in-collection"])
+def test_a_bad_config_is_a_usage_error_without_traceback(pytester: pytest.Pytester, args) -> None:
+    _suite(pytester)
+    result = pytester.runpytest_subprocess(*args, "-p", "no:cacheprovider")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    text = result.stdout.str() + result.stderr.str()
+    assert "Traceback" not in text and "_pytest" not in text
+    assert "[claims] margin_pp = nan" in text
+    if args:  # validated before collection: one line per problem, all of them, nothing else
+        problems = [line for line in result.stderr.lines if "servecert.toml" in line]
+        assert len(problems) == 2 and "--host is set by servecert" in problems[1]

@@ -275,3 +275,14 @@ def test_report_never_overwrites_its_input(tmp_path: Path, capsys) -> None:
     assert main(["report", str(cert), "-o", str(cert)]) == 2
     assert "would overwrite a certificate" in _one_line(capsys)
     assert cert.read_bytes() == before
+
+
+def test_type_and_range_errors_are_all_reported_in_one_pass_too(tmp_path: Path, capsys) -> None:
+    config = tmp_path / "servecert.toml"
+    config.write_text(BASE + "[claims]\nmargin_pp = nan\nalpha = 0.7\n[sampling]\nseed = -1\nprompt = 3\n"
+                      + '[engine]\nargs = ["--host", "0.0.0.0"]\nstart_timeout_s = inf\n')
+    assert main(["check", str(config)]) == CONFIG_ERROR_EXIT
+    lines = capsys.readouterr().err.splitlines()
+    keys = ["margin_pp = nan", "alpha = 0.7", "seed = -1", "prompt = 3", "start_timeout_s = inf", "--host"]
+    assert len(lines) == len(keys)
+    assert all(any(k in line for line in lines) for k in keys)
