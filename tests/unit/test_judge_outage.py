@@ -61,7 +61,7 @@ class Gateway:
             def log_message(self, *args: object) -> None:
                 pass
 
-            def do_POST(self) -> None:  # noqa: N802
+            def do_POST(self) -> None:
                 self.rfile.read(int(self.headers["Content-Length"]))
                 gateway.requests += 1
                 if gateway.broken:

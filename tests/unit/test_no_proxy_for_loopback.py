@@ -67,7 +67,7 @@ class _Handler(BaseHTTPRequestHandler):
     def log_message(self, *args: object) -> None:
         pass
 
-    def do_POST(self) -> None:  # noqa: N802 - http.server's naming
+    def do_POST(self) -> None:
         body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
         if self.path.endswith("/api/chat"):  # Ollama's native API
             reply = {"model": body["model"], "created_at": "2026-01-01T00:00:00Z",

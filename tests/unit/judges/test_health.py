@@ -7,7 +7,11 @@ from pytest_servecert.claims.catalogue import HARMFUL_CORE, SCALE_BAND
 from pytest_servecert.claims.model import ClaimResult, Verdict
 from pytest_servecert.judges.base import Judgement, Label
 from pytest_servecert.judges.cohort import Cohort
-from pytest_servecert.judges.health import JudgeHealth, inconclusive_for_failed_judges, is_judge_error
+from pytest_servecert.judges.health import (
+    JudgeHealth,
+    inconclusive_for_failed_judges,
+    is_judge_error,
+)
 
 
 def j(label: Label, raw: str | None = None, reason: str = "") -> Judgement:
