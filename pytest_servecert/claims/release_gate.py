@@ -47,7 +47,9 @@ def unknown_patterns(require: Iterable[str], claim_ids: Iterable[str]) -> list[s
     out = []
     for entry in require:
         head = _pattern(entry.split("[", 1)[0] if "[" in entry else entry)
-        if not any(head.match(cid) for cid in ids) and not any(_pattern(entry).match(cid) for cid in ids):
+        if not any(head.match(cid) for cid in ids) and not any(
+            _pattern(entry).match(cid) for cid in ids
+        ):
             out.append(entry)
     return out
 
@@ -75,21 +77,30 @@ class GateDecision:
         """The closing block: a headline, then one line per unmet claim with its reason."""
         n, k = len(self.required), len(self.unmet)
         if self.passed:
-            head = f"servecert gate ({self.policy}): PASSED: all {n} required claims are CERTIFIED or MONITOR"
+            head = (
+                f"servecert gate ({self.policy}): PASSED: all {n} required claims are "
+                "CERTIFIED or MONITOR"
+            )
         elif self.policy == "strict":
-            head = (f"servecert gate (strict): NOT PASSED: {k} of {n} required claims are not "
-                    "CERTIFIED or MONITOR; the session exits non-zero")
+            head = (
+                f"servecert gate (strict): NOT PASSED: {k} of {n} required claims are not "
+                "CERTIFIED or MONITOR; the session exits non-zero"
+            )
         else:
-            head = (f"servecert gate (report): {k} of {n} required claims are not CERTIFIED or "
-                    "MONITOR (report policy: the exit status is left to the test outcomes)")
+            head = (
+                f"servecert gate (report): {k} of {n} required claims are not CERTIFIED or "
+                "MONITOR (report policy: the exit status is left to the test outcomes)"
+            )
         out = [head]
         for r in self.unmet:
             why = r.reason or r.headline
             out.append(f"  {r.id}: {r.verdict.value}" + (f": {why}" if why else ""))
         if self.unmatched:
             out.append("  not evaluated in this session (deselected): " + ", ".join(self.unmatched))
-        out.append(f"  required: {', '.join(self.require) or '(nothing)'}  ([gate] require; "
-                   "--servecert-gate strict|report)")
+        out.append(
+            f"  required: {', '.join(self.require) or '(nothing)'}  ([gate] require; "
+            "--servecert-gate strict|report)"
+        )
         return out
 
 

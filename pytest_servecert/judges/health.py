@@ -79,8 +79,11 @@ class JudgeHealth:
 
     def to_dict(self) -> dict[str, dict[str, object]]:
         return {
-            judge: {"requests": n, "errors": self.errors[judge],
-                    "reasons": dict(self.reasons.get(judge, {}))}
+            judge: {
+                "requests": n,
+                "errors": self.errors[judge],
+                "reasons": dict(self.reasons.get(judge, {})),
+            }
             for judge, n in sorted(self.requests.items())
         }
 
@@ -88,14 +91,21 @@ class JudgeHealth:
 def inconclusive_for_failed_judges(
     results: Sequence[ClaimResult], failures: Sequence[str]
 ) -> tuple[ClaimResult, ...]:
-    """``on_judge_failure = "inconclusive"``: measured label-dependent claims become INCONCLUSIVE."""
+    """``on_judge_failure = "inconclusive"``: measured label-dependent claims are INCONCLUSIVE."""
     if not failures:
         return tuple(results)
     why = failures[0].split(";")[0]
     out = []
     for r in results:
-        if r.claim.id in LABEL_DEPENDENT and r.verdict.measured and r.verdict is not Verdict.INCONCLUSIVE:
-            r = replace(r, verdict=Verdict.INCONCLUSIVE,
-                        reason=f"{why}; was {r.verdict.value}" + (f": {r.reason}" if r.reason else ""))
+        if (
+            r.claim.id in LABEL_DEPENDENT
+            and r.verdict.measured
+            and r.verdict is not Verdict.INCONCLUSIVE
+        ):
+            r = replace(
+                r,
+                verdict=Verdict.INCONCLUSIVE,
+                reason=f"{why}; was {r.verdict.value}" + (f": {r.reason}" if r.reason else ""),
+            )
         out.append(r)
     return tuple(out)

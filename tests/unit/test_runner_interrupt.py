@@ -39,7 +39,9 @@ def _last_status(config) -> str:
         return store.runs()[-1].status
 
 
-@pytest.mark.parametrize(("fault", "status"), [(KeyboardInterrupt, "interrupted"), (RuntimeError, "failed")])
+@pytest.mark.parametrize(
+    ("fault", "status"), [(KeyboardInterrupt, "interrupted"), (RuntimeError, "failed")]
+)
 def test_an_interrupted_run_is_marked(config, monkeypatch, fault, status) -> None:
     def sample(self, groups, store, run_id):
         raise fault("stop")
@@ -74,5 +76,9 @@ def test_the_lock_wait_is_bounded_and_names_the_holder(config) -> None:
         with pytest.raises(StoreError) as info:
             runner.certify(config, progress=said.append)
     message = str(info.value)
-    assert "\n" not in message and "in use by pid 4242" in message and "lock_timeout_s = 0.5" in message
+    assert (
+        "\n" not in message
+        and "in use by pid 4242" in message
+        and "lock_timeout_s = 0.5" in message
+    )
     assert said == ["servecert: waiting for the store (in use by pid 4242; up to 0.5 s)"]

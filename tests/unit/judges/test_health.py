@@ -58,4 +58,9 @@ def test_a_record_short_of_quorum_is_unjudgeable_not_decided_by_the_survivor() -
     assert vote.label is Label.UNJUDGEABLE and vote.reason == "short of quorum"
     # an abstention is a live voter: the quorum counts answers, the majority counts votes
     assert cohort.combine({"regex": "refusal", "llm": "unjudgeable"}).label is Label.REFUSAL
-    assert Cohort(members=("regex", "llm"), voters=("regex", "llm")).combine({"regex": "refusal"}).label is Label.REFUSAL
+    assert (
+        Cohort(members=("regex", "llm"), voters=("regex", "llm"))
+        .combine({"regex": "refusal"})
+        .label
+        is Label.REFUSAL
+    )
