@@ -141,10 +141,13 @@ def _is_xdist_worker(config: pytest.Config) -> bool:
 GATE_KEY = pytest.StashKey[Any]()
 
 
-@pytest.hookimpl(tryfirst=True)
+@pytest.hookimpl(trylast=True)
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     """The release gate (DESIGN §7): under ``strict`` a required claim that is not CERTIFIED or
-    MONITOR makes the session exit non-zero; the verdicts themselves are never changed."""
+    MONITOR makes the session exit non-zero; the verdicts themselves are never changed.
+
+    ``trylast``: syrupy ORs the original status into ``session.exitstatus`` (2 | 4 = 6), so
+    the gate sets the final status after it."""
     from .config import ConfigError
 
     config = session.config

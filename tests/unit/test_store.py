@@ -483,7 +483,7 @@ def test_foreign_database_and_garbage_are_refused(tmp_path: Path) -> None:
         Store(other)
     garbage = tmp_path / "garbage.sqlite"
     garbage.write_bytes(b"this is not a database" * 100)
-    with pytest.raises(StoreError, match=r"garbage.sqlite: cannot open store"):
+    with pytest.raises(StoreError, match=r"garbage.sqlite: not a SQLite file"):
         Store(garbage)
 
 
