@@ -415,6 +415,8 @@ PROMPT_REJECTION_MARKERS = (
     "prompt is too long",
     "too many tokens",
     "exceeds the context",
+    "longer than the context",
+    "longer than the maximum",
 )
 _REJECTION_SQL = (
     "(error LIKE 'HTTP 4%' AND error NOT LIKE 'HTTP 408%' AND error NOT LIKE 'HTTP 429%' AND ("
