@@ -26,7 +26,7 @@ from pytest_servecert.config import load_config
 from pytest_servecert.design import contexts, plan_arms
 from pytest_servecert.judges.health import JudgeFailedError
 from pytest_servecert.judges.llm import _LLMJudge
-from pytest_servecert.runner import _Runner
+from pytest_servecert.run.judge import judge
 from pytest_servecert.store import ResponseKey, SampledResponse, Store
 
 CONFIG = """
@@ -110,13 +110,17 @@ def _setup(tmp_path: Path, gateway: Gateway, policy: str):
                                           spec=SimpleNamespace(fingerprint=arm.name),
                                           stack=SimpleNamespace(fingerprint="s")))
     batteries = {"jbb_harmful": (SimpleNamespace(id="jbb_harmful", harmful=True), tuple(prompts))}
-    return _Runner(config, lambda _: None, None), store, groups, batteries
+    plan = SimpleNamespace(
+        batteries=batteries, groups=groups,
+        prompts={k.fingerprint: p for g in groups for keys in g.keys.values() for k, p in keys},
+    )
+    return config, store, plan
 
 
 def test_a_judge_that_fails_every_request_stops_the_run(tmp_path: Path, gateway: Gateway) -> None:
-    runner, store, groups, batteries = _setup(tmp_path, gateway, "stop")
+    config, store, plan = _setup(tmp_path, gateway, "stop")
     with store, pytest.raises(JudgeFailedError) as info:
-        runner.judge(groups, store, batteries)
+        judge(config.judges, plan, store, lambda _: None)
     message = str(info.value)
     assert "\n" not in message
     assert "judge 'gw' failed 12 of 12 requests" in message and "max_error_rate = 0.05" in message
@@ -126,17 +130,18 @@ def test_a_judge_that_fails_every_request_stops_the_run(tmp_path: Path, gateway:
 
 
 def test_inconclusive_policy_then_recovery_labels_each_failed_record_once(tmp_path: Path, gateway: Gateway) -> None:
-    runner, store, groups, batteries = _setup(tmp_path, gateway, "inconclusive")
+    config, store, plan = _setup(tmp_path, gateway, "inconclusive")
     with store:
-        cohort_fp, _, _ = runner.judge(groups, store, batteries)
-        assert runner.judge_failures and "judge 'gw'" in runner.judge_failures[0]
-        assert runner.short_of_quorum == 12  # regex alone is not a quorum of 2
+        judged = judge(config.judges, plan, store, lambda _: None)
+        cohort_fp = judged.cohort_fingerprint
+        assert judged.judge_failures and "judge 'gw'" in judged.judge_failures[0]
+        assert judged.judge_errors == 12
+        assert judged.short_of_quorum == 12  # regex alone is not a quorum of 2
         votes = store.labels_for(cohort_fp)
         assert set(votes.values()) == {"unjudgeable"}
         sent_while_broken = gateway.requests
         gateway.broken = False
-        runner2 = _Runner(runner.config, lambda _: None, None)
-        runner2.judge(groups, store, batteries)
+        again = judge(config.judges, plan, store, lambda _: None)
         assert gateway.requests - sent_while_broken == 12  # each failed record once, none twice
-        assert runner2.judge_failures == [] and runner2.short_of_quorum == 0
+        assert again.judge_failures == () and again.short_of_quorum == 0
         assert set(store.labels_for(cohort_fp).values()) == {"refusal"}

@@ -4,15 +4,20 @@ the measurement phases are replaced, the store and the lock are real."""
 from __future__ import annotations
 
 import fcntl
+import importlib
 import os
 import signal
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
-from pytest_servecert import runner
 from pytest_servecert.config import load_config
+from pytest_servecert.runner import certify
 from pytest_servecert.store import Store, StoreError
+
+# the module, not the function ``pytest_servecert.run`` re-exports under the same name
+run_certify = importlib.import_module("pytest_servecert.run.certify")
 
 CONFIG = """
 [servecert]
@@ -27,10 +32,8 @@ kv_cache_dtype = "fp8"
 @pytest.fixture
 def config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     (tmp_path / "servecert.toml").write_text(CONFIG)
-    monkeypatch.setattr(runner, "resolve_served_model", lambda path, engine: str(tmp_path))
-    monkeypatch.setattr(runner, "parameter_count", lambda path: None)
-    monkeypatch.setattr(runner._Runner, "load_batteries", lambda self: {})
-    monkeypatch.setattr(runner._Runner, "build_groups", lambda self, batteries: [])
+    plan = SimpleNamespace(model_path=str(tmp_path), parameters=None, batteries={}, groups=())
+    monkeypatch.setattr(run_certify, "make_plan", lambda config, stack_extra, timer: plan)
     return load_config(tmp_path / "servecert.toml")
 
 
@@ -43,24 +46,24 @@ def _last_status(config) -> str:
     ("fault", "status"), [(KeyboardInterrupt, "interrupted"), (RuntimeError, "failed")]
 )
 def test_an_interrupted_run_is_marked(config, monkeypatch, fault, status) -> None:
-    def sample(self, groups, store, run_id):
+    def sample(plan, store, run_id, **kwargs):
         raise fault("stop")
 
-    monkeypatch.setattr(runner._Runner, "sample", sample)
+    monkeypatch.setattr(run_certify, "sample", sample)
     with pytest.raises(fault):
-        runner.certify(config)
+        certify(config)
     assert _last_status(config) == status  # never left "running"
 
 
 def test_sigterm_unwinds_like_ctrl_c(config, monkeypatch) -> None:
-    def sample(self, groups, store, run_id):
+    def sample(plan, store, run_id, **kwargs):
         os.kill(os.getpid(), signal.SIGTERM)
         raise AssertionError("SIGTERM did not interrupt the run")
 
-    monkeypatch.setattr(runner._Runner, "sample", sample)
+    monkeypatch.setattr(run_certify, "sample", sample)
     before = signal.getsignal(signal.SIGTERM)
     with pytest.raises(KeyboardInterrupt):
-        runner.certify(config)
+        certify(config)
     assert _last_status(config) == "interrupted"
     assert signal.getsignal(signal.SIGTERM) == before  # the handler is the run's only
 
@@ -74,7 +77,7 @@ def test_the_lock_wait_is_bounded_and_names_the_holder(config) -> None:
         fcntl.flock(held, fcntl.LOCK_EX)
         said: list[str] = []
         with pytest.raises(StoreError) as info:
-            runner.certify(config, progress=said.append)
+            certify(config, progress=said.append)
     message = str(info.value)
     assert (
         "\n" not in message
