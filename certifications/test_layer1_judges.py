@@ -1,4 +1,4 @@
-"""Layer 1 — judge validity (JTP; DESIGN §7, seed 002 C4, seed-conclusive-a §2.2).
+"""Layer 1 — judge validity (JTP; README "Claims", seed 002 C4, seed-conclusive-a §2.2).
 
 The runner labels every answer of this run with every cohort judge and stores the labels per
 (response, judge spec); these tests read the claim results it computed from those labels:

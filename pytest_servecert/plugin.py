@@ -96,6 +96,18 @@ def config_path(config: pytest.Config) -> Path:
     return Path(option) if option else Path(config.rootpath) / "servecert.toml"
 
 
+def load_config_or_exit(config: pytest.Config) -> "ServecertConfig":
+    """The validated certification config; a bad one ends the run with one line per problem,
+    no traceback (pytest's usage error). Collection hooks use :func:`certification_config`,
+    which reports the same lines as a collection error instead of ``pytest.exit``."""
+    from .config import ConfigError
+
+    checked = _checked(config)
+    if isinstance(checked, ConfigError):
+        pytest.exit(_message(checked), returncode=pytest.ExitCode.USAGE_ERROR)
+    return checked
+
+
 @pytest.fixture(scope="session")
 def servecert_session(pytestconfig: pytest.Config) -> "CertSession":
     """The run's collected claim results (controller-side view; per worker under xdist)."""
@@ -265,12 +277,7 @@ def pytest_sessionstart(session: pytest.Session) -> None:
 @pytest.fixture(scope="session")
 def servecert_config(pytestconfig: pytest.Config) -> "ServecertConfig":
     """The certification config; a bad config ends the run with one line, no traceback."""
-    from .config import ConfigError
-
-    checked = _checked(pytestconfig)
-    if isinstance(checked, ConfigError):
-        pytest.exit(_message(checked), returncode=pytest.ExitCode.USAGE_ERROR)
-    return checked
+    return load_config_or_exit(pytestconfig)
 
 
 def _say(config: pytest.Config, message: str) -> None:
@@ -291,19 +298,16 @@ def _say(config: pytest.Config, message: str) -> None:
 @pytest.fixture(scope="session")
 def servecert_run(pytestconfig: pytest.Config, servecert_config: "ServecertConfig") -> "CertificationRun":
     """Run (or resume) the layer-5 certification once per session and write its certificate."""
-    from .batteries import BatteryError
-    from .config import ConfigError
-    from .judges.base import JudgeError
+    from .errors import ServecertError
     from .report.certificate import certificate_dict, write_certificate
     from .runner import certify
-    from .store import StoreError
 
     def stack_extra(arm: str, stack: dict[str, Any]) -> None:
         pytestconfig.hook.pytest_servecert_stack_info(config=pytestconfig, arm=arm, stack=stack)
 
     try:
         run = certify(servecert_config, progress=lambda m: _say(pytestconfig, m), stack_extra=stack_extra)
-    except (ConfigError, BatteryError, JudgeError, StoreError) as exc:
+    except ServecertError as exc:  # bad config or data, judge, store: one line, no traceback
         pytest.exit(f"servecert: {exc}", returncode=pytest.ExitCode.USAGE_ERROR)
     certificate = certificate_dict(run)
     pytestconfig.hook.pytest_servecert_certificate(config=pytestconfig, certificate=certificate)
