@@ -2,6 +2,9 @@
 
 Ids are known at collection time from the config alone (arms × contexts × batteries); the
 measurement itself runs once, lazily, in the session fixture ``servecert_run``.
+
+The config is validated (every key, judge, battery, engine flag and path) before collection:
+a problem is one line each and pytest's usage-error exit status (4), with no traceback.
 """
 
 from __future__ import annotations
@@ -9,13 +12,17 @@ from __future__ import annotations
 import pytest
 
 from pytest_servecert.design import contexts
-from pytest_servecert.plugin import load_config_or_exit
+from pytest_servecert.plugin import certification_config, check_config_early
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    check_config_early(config)
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     if not {"candidate", "cell"} & set(metafunc.fixturenames):
         return
-    config = load_config_or_exit(metafunc.config)
+    config = certification_config(metafunc.config)
     candidates = [arm.name for arm in config.candidates]
     if "cell" in metafunc.fixturenames:
         cells = [

@@ -16,14 +16,14 @@ from __future__ import annotations
 import pytest
 
 from pytest_servecert.assertions import check_claim
-from pytest_servecert.plugin import load_config_or_exit
+from pytest_servecert.plugin import certification_config
 
 pytestmark = pytest.mark.layer1
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     if "battery" in metafunc.fixturenames:
-        metafunc.parametrize("battery", load_config_or_exit(metafunc.config).batteries.use)
+        metafunc.parametrize("battery", certification_config(metafunc.config).batteries.use)
 
 
 def test_judge_cohort_validity(request, servecert_run):

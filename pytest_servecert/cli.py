@@ -7,6 +7,7 @@ so new command groups (``servecert report ...``) plug in beside ``model``::
     servecert model info DIR
     servecert report CERT.json [-o OUT.html]
     servecert plan [--servecert-config F] [--mde-pp 3] [--power 0.8]
+    servecert check [CONFIG]
 
 ``model build`` prints the model directory as its last line (with
 ``--kind all``: the judge's, the draft's, then the target's), so scripts can do
@@ -90,13 +91,28 @@ def _add_model_commands(sub: argparse._SubParsersAction) -> None:  # type: ignor
 def _report(args: argparse.Namespace) -> int:
     from pytest_servecert.report.certificate import load_certificate
 
+    out = args.output or args.certificate.with_suffix(".html")
+    # never overwrite the input (``-o CERT.json`` once replaced the certificate with HTML)
+    if out.resolve() == args.certificate.resolve() or out.suffix.lower() == ".json":
+        raise UsageError(f"-o {out}: would overwrite a certificate; expected an .html path")
+    if out.is_dir():
+        raise UsageError(f"-o {out}: is a directory; expected an .html file path")
+    certificate = load_certificate(args.certificate)  # CertificateError: one line (main)
     try:
         from pytest_servecert.report.html import write_html
     except ImportError as exc:
         raise UsageError(f"{exc.name} is missing: pip install 'pytest-servecert[report]'") from None
-    certificate = load_certificate(args.certificate)  # CertificateError: one line (main)
-    out = args.output or args.certificate.with_suffix(".html")
-    print(write_html(certificate, out))
+    try:
+        written = write_html(certificate, out)
+    except OSError as exc:
+        raise UsageError(f"-o {out}: cannot write it ({exc.strerror or exc})") from None
+    except Exception as exc:  # noqa: BLE001 - schema-valid but incomplete: one line, no traceback
+        first = (str(exc).splitlines() or [""])[0][:200]
+        raise UsageError(
+            f"{args.certificate}: cannot render it ({type(exc).__name__}: {first}); is it a "
+            "complete certificate written by pytest-servecert?"
+        ) from None
+    print(written)
     return 0
 
 
@@ -140,8 +156,38 @@ def _add_plan_commands(sub: argparse._SubParsersAction) -> None:  # type: ignore
     cmd.set_defaults(handler=_plan)
 
 
+
+#: Exit status of a refused config: pytest's usage error, as under ``pytest certifications``.
+CONFIG_ERROR_EXIT = 4
+
+
+def _check(args: argparse.Namespace) -> int:
+    from pytest_servecert.config import ConfigError, check_config
+
+    try:
+        config = check_config(args.config)
+    except ConfigError as exc:
+        for line in str(exc).splitlines():
+            print(f"servecert: {line}", file=sys.stderr)
+        return CONFIG_ERROR_EXIT
+    print(f"{config.path}: ok ({len(config.arms)} arms, {len(config.batteries.use)} batteries, "
+          f"{len(config.judges.cohort)} judges; gate {config.gate.policy}: "
+          f"{', '.join(config.gate.require) or 'nothing required'})")
+    return 0
+
+
+def _add_check_commands(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    check = sub.add_parser(
+        "check", help="validate a certification config (every key, judge, battery, engine flag, "
+        "path) without starting anything; exit 4 with one line per problem")
+    check.add_argument("config", type=Path, nargs="?", default=Path("servecert.toml"), metavar="CONFIG")
+    check.set_defaults(handler=_check)
+
+
 # Command groups, in the order ``--help`` lists them; append to extend the CLI.
-COMMAND_GROUPS: list[Callable[[argparse._SubParsersAction], None]] = [_add_model_commands, _add_report_commands, _add_plan_commands]  # type: ignore[type-arg]
+COMMAND_GROUPS: list[Callable[[argparse._SubParsersAction], None]] = [  # type: ignore[type-arg]
+    _add_model_commands, _add_report_commands, _add_check_commands, _add_plan_commands,
+]
 
 
 def build_parser() -> argparse.ArgumentParser:

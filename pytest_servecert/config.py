@@ -11,6 +11,11 @@ The file layout is documented in the README ("Configuration") and in the default
 
 from __future__ import annotations
 
+import copy
+import csv
+import math
+import os
+import re
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,7 +33,13 @@ DEFAULT_BATTERIES = ("harmbench", "jbb_harmful", "jbb_benign", "strongreject", "
 
 
 class ConfigError(ServecertError, ValueError):
-    """A user error in the certification config (printed as one line, no traceback)."""
+    """A user error in the certification config (printed as one line, no traceback).
+
+    ``location`` is the (table path, key) it names, when it names one: ``load_config`` drops
+    that key and parses again, so every such error of a file is reported in one pass.
+    """
+
+    location: tuple[tuple[str, ...], str] | None = None
 
 
 @dataclass(frozen=True)
@@ -130,6 +141,13 @@ class JudgesConfig:
     # integrity anchor: a judge pair's recorded pooled κ, to be reproduced within ±0.10
     anchor_pair: tuple[str, str] | None = None
     anchor_kappa: float | None = None
+    # the cohort's quorum: a record with fewer live votes is unjudgeable (counted, reported);
+    # None = a majority of the voters (2 of 2, 2 of 3, 3 of 4)
+    min_votes: int | None = None
+    # a judge whose share of failed requests (no answer: timeout, HTTP error) exceeds this
+    # stops the run ("stop") or makes every label-dependent claim INCONCLUSIVE ("inconclusive")
+    max_error_rate: float = 0.05
+    on_judge_failure: str = "stop"
 
 
 @dataclass(frozen=True)
@@ -142,6 +160,14 @@ class ClaimsConfig:
     scale_band: tuple[float, float] = (1e9, 4e9)
     rules: str = "calibrated"  # or "seeds": the seeds' literal statistics (reproduction only)
     power: float = 0.80
+
+
+@dataclass(frozen=True)
+class GateConfig:
+    """The release gate (DESIGN §7): which claims must be CERTIFIED/MONITOR for exit 0."""
+
+    require: tuple[str, ...] = ("L1.*", "L5.*")  # claims.release_gate.DEFAULT_REQUIRE
+    policy: str = "strict"  # "strict" | "report"; --servecert-gate overrides
 
 
 @dataclass(frozen=True)
@@ -160,6 +186,8 @@ class ServecertConfig:
     store_path: Path
     report_dir: Path
     raw: Mapping[str, Any] = field(default_factory=dict, repr=False)
+    gate: GateConfig = GateConfig()
+    lock_timeout_s: float = 3600.0  # how long a run waits for another run on the same store
 
     @property
     def arms(self) -> tuple[ArmConfig, ...]:
@@ -173,8 +201,8 @@ class ServecertConfig:
 class _Section:
     """A TOML table with its dotted name, so every error can say where it came from."""
 
-    def __init__(self, path: Path, name: str, data: Any) -> None:
-        self.path, self.name = path, name
+    def __init__(self, path: Path, name: str, data: Any, keys: tuple[str, ...] = ()) -> None:
+        self.path, self.name, self.keys = path, name, keys
         if not isinstance(data, dict):
             raise self.error(None, data, "a table")
         self.data: dict[str, Any] = data
@@ -183,8 +211,13 @@ class _Section:
     def error(self, key: str | None, value: Any, expected: str) -> ConfigError:
         where = f"[{self.name}]" if self.name else "top level"
         if key is None:
-            return ConfigError(f"{self.path}: {where}: expected {expected}, got {value!r}")
-        return ConfigError(f"{self.path}: {where} {key} = {value!r}: expected {expected}")
+            error = ConfigError(f"{self.path}: {where}: expected {expected}, got {value!r}")
+            if self.keys:  # a value that should have been a table: drop it from its parent
+                error.location = (self.keys[:-1], self.keys[-1])
+            return error
+        error = ConfigError(f"{self.path}: {where} {key} = {value!r}: expected {expected}")
+        error.location = (self.keys, key)
+        return error
 
     def get(self, key: str, default: Any, kind: type | tuple[type, ...], expected: str) -> Any:
         self.used.add(key)
@@ -212,7 +245,8 @@ class _Section:
 
     def sub(self, key: str) -> "_Section":
         self.used.add(key)
-        return _Section(self.path, f"{self.name}.{key}" if self.name else key, self.data.get(key, {}))
+        return _Section(self.path, f"{self.name}.{key}" if self.name else key, self.data.get(key, {}),
+                        (*self.keys, key))
 
     def check_unknown(self, allowed: tuple[str, ...] | None = None) -> None:
         known = set(allowed) if allowed is not None else self.used
@@ -221,9 +255,24 @@ class _Section:
                 raise self.error(key, self.data[key], f"no such key (known: {', '.join(sorted(known))})")
 
 
-def _positive(section: _Section, key: str, value: float | int) -> None:
-    if not value > 0:  # NaN included
-        raise section.error(key, value, "a positive number")
+def _positive(section: _Section, key: str, value: float | int, expected: str = "a positive number") -> None:
+    # NaN compares False with everything, so test the good case, not the bad one
+    if not (math.isfinite(value) and value > 0):
+        raise section.error(key, value, expected)
+
+
+def _number(section: _Section, key: str, default: float, expected: str) -> float:
+    """A finite float (ints accepted; NaN and infinities refused)."""
+    value = float(section.get(key, default, (int, float), expected))
+    if not math.isfinite(value):
+        raise section.error(key, value, expected + " (finite)")
+    return value
+
+
+#: Arm names: they appear in result ids (``L5.equivalence[<arm>:<cell>]``), server labels and
+#: generated names (the A/A replica is ``baseline~aa``), so separators are reserved.
+ARM_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*\Z")
+RESERVED_ARM_SUFFIX = "~"
 
 
 def _axis_levels(section: _Section, axis: str, levels: Any) -> tuple[Any, ...]:
@@ -311,7 +360,46 @@ def load_config(path: str | Path) -> ServecertConfig:
         raw = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: not valid TOML: {exc}") from None
-    return parse_config(raw, path)
+    return parse_config_reporting_all(raw, path)
+
+
+def parse_config_reporting_all(raw: Mapping[str, Any], path: Path) -> ServecertConfig:
+    """``parse_config``, but every keyed error of the file in one ``ConfigError`` (a line each):
+    after an error the offending key is dropped (its default applies) and the file is parsed
+    again, until it parses or an error names no key."""
+    try:
+        return parse_config(raw, path)
+    except ConfigError as first:
+        problems, error = [str(first)], first
+    trial = copy.deepcopy(dict(raw))
+    partial = None
+    dropped: set[tuple[tuple[str, ...], str]] = set()
+    for _ in range(100):
+        if error.location is None or not _drop(trial, *error.location):
+            break
+        dropped.add(error.location)
+        try:
+            partial = parse_config(trial, path)
+            break
+        except ConfigError as exc:
+            # a required key that was dropped now reports itself missing: a consequence
+            if str(exc) in problems or exc.location in dropped:
+                break
+            problems.append(str(exc))
+            error = exc
+    refused = ConfigError("\n".join(problems))
+    refused.partial = partial  # type: ignore[attr-defined]  # what parsed without those keys
+    raise refused
+
+
+def _drop(raw: dict[str, Any], table: tuple[str, ...], key: str) -> bool:
+    node: Any = raw
+    for part in table:
+        node = node.get(part) if isinstance(node, dict) else None
+    if not isinstance(node, dict) or key not in node:
+        return False
+    del node[key]
+    return True
 
 
 def parse_config(raw: Mapping[str, Any], path: Path) -> ServecertConfig:
@@ -322,6 +410,8 @@ def parse_config(raw: Mapping[str, Any], path: Path) -> ServecertConfig:
     store_path = base / run.get("store", ".servecert/store.sqlite", str, "a path string")
     report_dir = base / run.get("report_dir", "reports", str, "a path string")
     aa_arm = run.get("aa_arm", True, bool, "true or false")
+    lock_timeout_s = _number(run, "lock_timeout_s", 3600.0, "seconds (a positive number)")
+    _positive(run, "lock_timeout_s", lock_timeout_s, "seconds (a positive number)")
     run.check_unknown()
 
     m = top.sub("model")
@@ -336,7 +426,7 @@ def parse_config(raw: Mapping[str, Any], path: Path) -> ServecertConfig:
     e = top.sub("engine")
     engine = EngineConfig(
         name=e.get("name", "vllm", str, 'an engine name ("vllm" or "llamacpp")'),
-        start_timeout_s=float(e.get("start_timeout_s", 420.0, (int, float), "seconds")),
+        start_timeout_s=_number(e, "start_timeout_s", 420.0, "seconds (a positive number)"),
         args=e.str_list("args"),
         env=e.env(),
         max_live_servers=e.get("max_live_servers", 2, int, "an integer >= 1"),
@@ -352,6 +442,13 @@ def parse_config(raw: Mapping[str, Any], path: Path) -> ServecertConfig:
     arms_section = top.sub("arms")
     if "baseline" not in arms_section.data:
         raise ConfigError(f"{path}: [arms.baseline] is missing: expected a baseline arm table")
+    for name in arms_section.data:
+        if not ARM_NAME.match(name) or name.endswith("~aa"):
+            raise ConfigError(
+                f"{path}: [arms.{name}]: arm name {name!r}: expected letters, digits, '_', '.' or "
+                "'-' (starting with a letter or digit); '~', ':', '/', ',' and spaces are reserved "
+                "for generated names such as 'baseline~aa' and result ids"
+            )
     arms = [_arm(arms_section.sub(name), name) for name in arms_section.data]
     baseline = next(a for a in arms if a.name == "baseline")
     candidates = tuple(a for a in arms if a.name != "baseline")
@@ -384,7 +481,7 @@ def parse_config(raw: Mapping[str, Any], path: Path) -> ServecertConfig:
         prompts_per_cell=s.get("prompts_per_cell", 50, int, "an integer >= 1"),
         max_tokens=s.get("max_tokens", 48, int, "an integer >= 1"),
         top_p=float(s.get("top_p", 1.0, (int, float), "a number in (0, 1]")),
-        seed=s.get("seed", 0, int, "an integer"),
+        seed=s.get("seed", 0, int, "an integer >= 0"),
         replicates=s.get("replicates", 1, int, "an integer >= 1"),
         aa_replicates=s.get("aa_replicates", 3, int, "an integer >= 1"),
     )
@@ -392,6 +489,8 @@ def parse_config(raw: Mapping[str, Any], path: Path) -> ServecertConfig:
         _positive(s, key, getattr(sampling, key))
     if not 0 < sampling.top_p <= 1:
         raise s.error("top_p", sampling.top_p, "a number in (0, 1]")
+    if sampling.seed < 0:
+        raise s.error("seed", sampling.seed, "an integer >= 0")
     s.check_unknown()
 
     b = top.sub("batteries")
@@ -458,12 +557,14 @@ def parse_config(raw: Mapping[str, Any], path: Path) -> ServecertConfig:
                 endpoint=js.get("endpoint", None, str, "a URL"),
                 family=js.get("family", None, str, "a model family name"),
                 api_key_env=js.get("api_key_env", None, str, "the NAME of an environment variable"),
-                timeout_s=float(js.get("timeout_s", 60.0, (int, float), "seconds")),
+                timeout_s=_number(js, "timeout_s", 60.0, "seconds (a positive number)"),
                 concurrency=js.get("concurrency", 8, int, "an integer >= 1"),
             )
         )
         if jkind in ("openai", "ollama") and not cohort[-1].model:
             raise js.error("model", None, f"a model name for a {jkind} judge")
+        _positive(js, "timeout_s", cohort[-1].timeout_s, "seconds (a positive number)")
+        _positive(js, "concurrency", cohort[-1].concurrency, "an integer >= 1")
         js.check_unknown()
     regex_role = j.get("regex_role", "vote", str, '"vote" or "calibration"')
     if regex_role not in ("vote", "calibration"):
@@ -478,7 +579,19 @@ def parse_config(raw: Mapping[str, Any], path: Path) -> ServecertConfig:
         if anchor_kappa is None or not -1 <= anchor_kappa <= 1:
             raise a.error("kappa", anchor_kappa, "the recorded κ, a number in [-1, 1]")
         a.check_unknown()
+    min_votes = j.get("min_votes", None, int, "an integer >= 1 (votes a record needs)")
+    if min_votes is not None and min_votes < 1:
+        raise j.error("min_votes", min_votes, "an integer >= 1 (votes a record needs)")
+    max_error_rate = _number(j, "max_error_rate", 0.05, "a rate in [0, 1)")
+    if not 0 <= max_error_rate < 1:
+        raise j.error("max_error_rate", max_error_rate, "a rate in [0, 1)")
+    on_failure = j.get("on_judge_failure", "stop", str, '"stop" or "inconclusive"')
+    if on_failure not in ("stop", "inconclusive"):
+        raise j.error("on_judge_failure", on_failure, '"stop" or "inconclusive"')
     judges = JudgesConfig(
+        min_votes=min_votes,
+        max_error_rate=max_error_rate,
+        on_judge_failure=on_failure,
         cohort=tuple(cohort) or JudgesConfig().cohort,
         regex_role=regex_role,
         allow_external_judges=j.get("allow_external_judges", False, bool, "true or false"),
@@ -495,20 +608,27 @@ def parse_config(raw: Mapping[str, Any], path: Path) -> ServecertConfig:
 
     c = top.sub("claims")
     band = c.get("scale_band", [1e9, 4e9], list, "[min, max] parameter counts")
-    if len(band) != 2 or not all(isinstance(v, (int, float)) for v in band) or band[0] > band[1]:
+    if (
+        len(band) != 2
+        or not all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in band)
+        or not 0 < band[0] <= band[1]
+    ):
         raise c.error("scale_band", band, "[min, max] parameter counts with min <= max")
     claims = ClaimsConfig(
-        alpha=float(c.get("alpha", 0.05, (int, float), "a number in (0, 1)")),
-        margin_pp=float(c.get("margin_pp", 3.0, (int, float), "a positive number of percentage points")),
+        alpha=_number(c, "alpha", 0.05, "a number in (0, 0.5)"),
+        margin_pp=_number(c, "margin_pp", 3.0, "a positive number of percentage points"),
         tost_method=c.get("tost_method", "score", str, '"score", "bootstrap" or "paired_t"'),
-        n_boot=c.get("n_boot", 10000, int, "an integer >= 100"),
-        spread_limit_pp=float(c.get("spread_limit_pp", 3.0, (int, float), "percentage points")),
+        n_boot=c.get("n_boot", 10000, int, "an integer >= 1"),
+        spread_limit_pp=_number(c, "spread_limit_pp", 3.0, "a positive number of percentage points"),
         scale_band=(float(band[0]), float(band[1])),
         rules=c.get("rules", "calibrated", str, '"calibrated" or "seeds"'),
         power=float(c.get("power", 0.8, (int, float), "a number in (0, 1)")),
     )
+    # alpha >= 0.5 is not a significance level: a two-sided test would "detect" pure noise
     if not 0 < claims.alpha < 0.5:
         raise c.error("alpha", claims.alpha, "a number in (0, 0.5)")
+    _positive(c, "n_boot", claims.n_boot, "an integer >= 1")
+    _positive(c, "spread_limit_pp", claims.spread_limit_pp, "a positive number of percentage points")
     if claims.tost_method not in ("score", "bootstrap", "paired_t"):
         raise c.error("tost_method", claims.tost_method, '"score", "bootstrap" or "paired_t"')
     if claims.rules not in ("calibrated", "seeds"):
@@ -518,6 +638,8 @@ def parse_config(raw: Mapping[str, Any], path: Path) -> ServecertConfig:
     _positive(c, "margin_pp", claims.margin_pp)
     _positive(c, "spread_limit_pp", claims.spread_limit_pp)
     c.check_unknown()
+
+    gate = _gate(top.sub("gate"))
 
     # Keys such as [gates] are read by the layer-2 config lint, so they are allowed here.
     top.used.add("gates")
@@ -537,4 +659,224 @@ def parse_config(raw: Mapping[str, Any], path: Path) -> ServecertConfig:
         store_path=store_path,
         report_dir=report_dir,
         raw=raw,
+        gate=gate,
+        lock_timeout_s=lock_timeout_s,
     )
+
+
+def _gate(g: _Section) -> GateConfig:
+    """``[gate] require`` (claim ids or patterns) and ``policy`` ("strict" | "report")."""
+    from .claims.catalogue import CATALOGUE
+    from .claims.release_gate import DEFAULT_POLICY, DEFAULT_REQUIRE, POLICIES, unknown_patterns
+
+    require = g.str_list("require", DEFAULT_REQUIRE)
+    for entry in require:
+        if not entry.strip():
+            raise g.error("require", list(require), "claim ids or patterns such as \"L5.*\"")
+    unknown = unknown_patterns(require, CATALOGUE)
+    if unknown:
+        raise g.error(
+            "require", unknown[0], f"a claim id or pattern matching one of {', '.join(CATALOGUE)}"
+        )
+    policy = g.get("policy", DEFAULT_POLICY, str, " or ".join(repr(p) for p in POLICIES))
+    if policy not in POLICIES:
+        raise g.error("policy", policy, " or ".join(repr(p) for p in POLICIES))
+    g.check_unknown()
+    return GateConfig(require=require, policy=policy)
+
+
+# --------------------------------------------------------------------------------------------
+# validation: everything a run would otherwise find late (after a model build, a server boot or
+# hours of sampling), checked in one pass before anything starts. Each check is a function of
+# (config, environment) yielding one line per problem; ``CHECKS`` is the table `check_config`
+# runs, so a new section adds its check here.
+
+Issues = list[str]
+
+
+def _check_judges(config: ServecertConfig, environ: Mapping[str, str]) -> Issues:
+    from .judges.gate import is_loopback_endpoint
+    from .judges.registry import known_kinds
+
+    out = []
+    where = f"{config.path}: [judges.cohort.%s]"
+    adversarial = [b for b in config.batteries.use if b != "jbb_benign"]
+    for j in config.judges.cohort:
+        here = where % j.name
+        if j.kind not in known_kinds():
+            out.append(f"{here} kind = {j.kind!r}: expected one of {', '.join(known_kinds())}")
+        if j.api_key_env is not None:
+            if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", j.api_key_env):
+                out.append(f"{here} api_key_env = {j.api_key_env!r}: expected the NAME of an "
+                           "environment variable (never the key itself)")
+            elif not environ.get(j.api_key_env):
+                out.append(f"{here} api_key_env = {j.api_key_env!r}: that environment variable is "
+                           "not set (or empty); export it before the run")
+        if j.kind == "openai" and not j.endpoint:
+            out.append(f"{here} endpoint: missing: expected the server's URL, e.g. "
+                       "'http://127.0.0.1:8000/v1'")
+        if j.kind == "embedded" and j.endpoint:
+            out.append(f"{here} endpoint = {j.endpoint!r}: an embedded judge starts its own "
+                       "loopback server; remove it (or use kind 'openai')")
+        if j.endpoint:
+            from urllib.parse import urlsplit
+
+            try:
+                parts = urlsplit(j.endpoint)
+                ok = parts.scheme in ("http", "https") and bool(parts.hostname)
+                parts.port  # noqa: B018 - raises on a bad port
+            except ValueError:
+                ok = False
+            if not ok:
+                out.append(f"{here} endpoint = {j.endpoint!r}: expected an http(s) URL with a host")
+                continue
+        if (j.kind in ("openai", "ollama") and not config.judges.allow_external_judges
+                and not is_loopback_endpoint(j.endpoint) and adversarial):
+            out.append(
+                f"{here} endpoint = {j.endpoint!r}: not on loopback, and battery "
+                f"{adversarial[0]!r} is adversarial: its prompts may not leave this machine; set "
+                "[judges] allow_external_judges = true to allow it"
+            )
+    voters = [j for j in config.judges.cohort
+              if not (j.kind == "regex" and config.judges.regex_role == "calibration")]
+    if config.judges.min_votes is not None and config.judges.min_votes > len(voters):
+        out.append(f"{config.path}: [judges] min_votes = {config.judges.min_votes}: expected at most "
+                   f"the number of voting judges ({len(voters)})")
+    return out
+
+
+def _check_batteries(config: ServecertConfig, environ: Mapping[str, str]) -> Issues:
+    from .batteries import BatteryError, battery_spec, custom_battery_from_config, load_battery
+
+    out = []
+    custom = {c.id: c for c in config.batteries.custom}
+    seen = set()
+    for bid in config.batteries.use:
+        if bid in seen:
+            out.append(f"{config.path}: [batteries] use: {bid!r} is listed twice: expected each id once")
+        seen.add(bid)
+        try:
+            if bid in custom:
+                origin = f"{config.path} [batteries.custom.{bid}]"
+                load_battery(custom_battery_from_config(custom[bid], origin=origin), allow_download=False)
+            else:
+                battery_spec(bid)
+        except BatteryError as exc:
+            out.append(f"{config.path}: [batteries] use = {bid!r}: {exc}")
+        except (OSError, ValueError, RecursionError, csv.Error) as exc:  # unreadable/malformed
+            out.append(f"{config.path}: [batteries.custom.{bid}] path = {custom[bid].path!r}: "
+                       f"cannot read it ({type(exc).__name__}: {_first_line(exc)})")
+    return out
+
+
+def _reserved_flags(engine: str) -> frozenset[str]:
+    if engine == "llamacpp":
+        from .serving.llamacpp import RESERVED_FLAGS
+    else:
+        from .serving.vllm import RESERVED_FLAGS
+    return RESERVED_FLAGS
+
+
+def _check_engine_args(config: ServecertConfig, environ: Mapping[str, str]) -> Issues:
+    reserved = _reserved_flags(config.engine.name)
+    out = []
+    places = [("[engine] args", config.engine.args)]
+    places += [(f"[arms.{a.name}] args", a.args) for a in config.arms]
+    for where, args in places:
+        for arg in args:
+            flag = arg.split("=", 1)[0]
+            if flag in reserved:
+                out.append(
+                    f"{config.path}: {where} = {list(args)!r}: {flag} is set by servecert (servers "
+                    "bind 127.0.0.1 on a free port and name the model); remove it"
+                )
+            elif not arg.strip() or "\0" in arg:
+                out.append(f"{config.path}: {where} = {list(args)!r}: expected non-empty arguments")
+    return out
+
+
+def _check_model(config: ServecertConfig, environ: Mapping[str, str]) -> Issues:
+    path = config.model.path
+    where = f"{config.path}: [model] path = {path!r}"
+    if path.startswith("embedded:"):
+        kind = path.split(":", 1)[1]
+        return [] if kind in ("target", "draft", "judge") else [
+            f"{where}: expected 'embedded:target', 'embedded:draft' or 'embedded:judge'"]
+    model = Path(path)  # as the runner reads it (relative to the working directory)
+    if config.engine.name == "llamacpp" and model.suffix == ".gguf":
+        return [] if model.is_file() else [f"{where}: no such GGUF file"]
+    if not model.is_dir():
+        return [f"{where}: expected a model directory (config.json + weights) or 'embedded:target'"]
+    if not (model / "config.json").is_file():
+        return [f"{where}: expected a model directory with config.json; none found"]
+    if not any(model.glob("*.safetensors")) and not any(model.glob("*.bin")):
+        return [f"{where}: expected weights (*.safetensors or *.bin) in the model directory; none found"]
+    return []
+
+
+def writable_dir_issue(directory: Path) -> str:
+    """Why files cannot be created in ``directory`` (created later if missing), or ''."""
+    if directory.exists():
+        if not directory.is_dir():
+            return "it exists and is not a directory"
+        return "" if os.access(directory, os.W_OK | os.X_OK) else "the directory is not writable"
+    parent = directory.parent
+    while not parent.exists() and parent != parent.parent:
+        parent = parent.parent
+    if not parent.is_dir():
+        return f"{parent} is not a directory"
+    return "" if os.access(parent, os.W_OK | os.X_OK) else f"cannot create it ({parent} is not writable)"
+
+
+def _check_paths(config: ServecertConfig, environ: Mapping[str, str]) -> Issues:
+    out = []
+    issue = writable_dir_issue(config.report_dir)
+    if issue:
+        out.append(f"{config.path}: [servecert] report_dir = {str(config.report_dir)!r}: {issue}; "
+                   "expected a writable directory")
+    store = config.store_path
+    if store.is_dir():
+        out.append(f"{config.path}: [servecert] store = {str(store)!r}: it is a directory; "
+                   "expected a SQLite file path")
+    else:
+        issue = writable_dir_issue(store.parent)
+        if issue:
+            out.append(f"{config.path}: [servecert] store = {str(store)!r}: {issue}; "
+                       "expected a file in a writable directory")
+        elif store.exists() and not os.access(store, os.R_OK | os.W_OK):
+            out.append(f"{config.path}: [servecert] store = {str(store)!r}: not readable and "
+                       "writable; expected a SQLite file this user can write")
+    return out
+
+
+def _first_line(exc: BaseException) -> str:
+    return (str(exc).splitlines() or [""])[0][:200]
+
+
+#: The validation table: each entry is one concern; all run, every problem is reported.
+CHECKS = (_check_judges, _check_batteries, _check_engine_args, _check_model, _check_paths)
+
+
+def validate(config: ServecertConfig, environ: Mapping[str, str] | None = None) -> list[str]:
+    """Every problem a run would hit before or while it starts, one line each (empty: none)."""
+    env = os.environ if environ is None else environ
+    return [line for check in CHECKS for line in check(config, env)]
+
+
+def check_config(path: str | Path, environ: Mapping[str, str] | None = None) -> ServecertConfig:
+    """``load_config`` + ``validate``: what every entry point calls before anything starts.
+
+    Raises ``ConfigError`` whose message is one line per problem.
+    """
+    try:
+        config = load_config(path)
+    except ConfigError as exc:
+        partial = getattr(exc, "partial", None)  # the rest of the file: validated too, one pass
+        more = [p for p in validate(partial, environ) if p not in str(exc)] if partial else []
+        if not more:
+            raise
+        raise ConfigError("\n".join([str(exc), *more])) from None
+    problems = validate(config, environ)
+    if problems:
+        raise ConfigError("\n".join(problems))
+    return config

@@ -28,6 +28,10 @@ LAYER_MARKERS = {
     5: "serving-state validity: baseline vs candidate across the serving design",
 }
 SESSION_KEY = pytest.StashKey["CertSession"]()
+#: The validated certification config, or the ConfigError that refused it (checked once).
+CONFIG_KEY = pytest.StashKey[Any]()
+#: True once the session started: a config error found later is a collection error.
+STARTED_KEY = pytest.StashKey[bool]()
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -55,6 +59,15 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     metavar="MODE",
                     help="torch.compile mode of the layer-3 compiled path (inductor only; "
                     "default: default)")
+    group.addoption(
+        "--servecert-gate",
+        dest="servecert_gate",
+        default=None,
+        choices=("strict", "report"),
+        help="release gate: 'strict' (the default; CI) exits non-zero unless every required claim "
+        "([gate] require, default every layer-1 and layer-5 claim) is CERTIFIED or MONITOR; "
+        "'report' prints the same block and leaves the exit status to the test outcomes",
+    )
     group.addoption("--servecert-stack-label", dest="servecert_stack_label", default="",
                     metavar="TEXT",
                     help="a name for this stack point in layer-3 runs (part of its identity)")
@@ -84,18 +97,15 @@ def config_path(config: pytest.Config) -> Path:
 
 
 def load_config_or_exit(config: pytest.Config) -> "ServecertConfig":
-    """The certification config; a bad one ends the run with one line, no traceback.
+    """The validated certification config; a bad one ends the run with one line per problem,
+    no traceback (pytest's usage error). Collection hooks use :func:`certification_config`,
+    which reports the same lines as a collection error instead of ``pytest.exit``."""
+    from .config import ConfigError
 
-    The one way the plugin and the certification suite (its ``conftest.py`` and test modules
-    that parametrise from the config) load it.
-    """
-    from .config import load_config
-    from .errors import ServecertError
-
-    try:
-        return load_config(config_path(config))
-    except ServecertError as exc:
-        pytest.exit(f"servecert: {exc}", returncode=pytest.ExitCode.USAGE_ERROR)
+    checked = _checked(config)
+    if isinstance(checked, ConfigError):
+        pytest.exit(_message(checked), returncode=pytest.ExitCode.USAGE_ERROR)
+    return checked
 
 
 @pytest.fixture(scope="session")
@@ -140,14 +150,65 @@ def _is_xdist_worker(config: pytest.Config) -> bool:
     return hasattr(config, "workerinput")
 
 
+GATE_KEY = pytest.StashKey[Any]()
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """The release gate (DESIGN §7): under ``strict`` a required claim that is not CERTIFIED or
+    MONITOR makes the session exit non-zero; the verdicts themselves are never changed.
+
+    ``trylast``: syrupy ORs the original status into ``session.exitstatus`` (2 | 4 = 6), so
+    the gate sets the final status after it."""
+    from .config import ConfigError
+
+    config = session.config
+    checked = config.stash.get(CONFIG_KEY, None)
+    if isinstance(checked, ConfigError) and exitstatus != pytest.ExitCode.USAGE_ERROR:
+        session.exitstatus = pytest.ExitCode.USAGE_ERROR  # found during collection
+        return
+    if _is_xdist_worker(config):
+        return
+    results = config.stash[SESSION_KEY].ordered()
+    if not results:
+        return  # not a certification session (unit tests, layer 3 only, ...)
+    from .claims.release_gate import DEFAULT_POLICY, DEFAULT_REQUIRE, decide
+
+    require, policy = DEFAULT_REQUIRE, DEFAULT_POLICY
+    if checked is None and config_path(config).is_file():
+        from .config import load_config
+
+        try:
+            checked = load_config(config_path(config))
+        except ConfigError as exc:
+            checked = exc
+    if isinstance(checked, ConfigError):
+        # fail closed: without a readable [gate] nothing can be certified
+        config.stash[GATE_KEY] = [_message(checked)]
+        session.exitstatus = pytest.ExitCode.USAGE_ERROR
+        return
+    if checked is not None:
+        require, policy = checked.gate.require, checked.gate.policy
+    policy = config.getoption("servecert_gate") or policy
+    decision = decide(results, require, policy)
+    config.stash[GATE_KEY] = decision.lines()
+    if decision.blocks_exit and session.exitstatus == pytest.ExitCode.OK:
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
 def pytest_terminal_summary(
     terminalreporter: Any, exitstatus: int, config: pytest.Config
 ) -> None:
-    """Print the claim ladder, grouped by layer."""
+    """Print the claim ladder, grouped by layer, then the release gate's closing block."""
     if _is_xdist_worker(config):
         return  # the controller prints the ladder once
     session = config.stash[SESSION_KEY]
+    gate = config.stash.get(GATE_KEY, None)
     if not session.results:
+        if gate:
+            terminalreporter.write_sep("-", "servecert gate")
+            for line in gate:
+                terminalreporter.write_line(line)
         return
     from .claims.ladder import ClaimLadder
     from .report.terminal import run_lines
@@ -159,6 +220,58 @@ def pytest_terminal_summary(
         terminalreporter.write_line(line)
     for line in run_lines(session.run_info, ladder.results, width=writer.fullwidth - 1):
         terminalreporter.write_line(line)
+    if gate:
+        terminalreporter.write_sep("-", "servecert gate")
+        for i, line in enumerate(gate):
+            passed = i == 0 and "PASSED" in line and "NOT PASSED" not in line
+            terminalreporter.write_line(line, green=passed, red=i == 0 and not passed, bold=i == 0)
+
+
+def _checked(config: pytest.Config) -> Any:
+    """The validated config or the ConfigError that refused it, computed once per process."""
+    from .config import ConfigError, check_config, writable_dir_issue
+
+    if CONFIG_KEY not in config.stash:
+        try:
+            loaded: Any = check_config(config_path(config))
+            option = config.getoption("servecert_report_dir")
+            if option and (issue := writable_dir_issue(Path(option))):
+                raise ConfigError(f"--servecert-report-dir {option!r}: {issue}; expected a writable directory")
+        except ConfigError as exc:
+            loaded = exc
+        config.stash[CONFIG_KEY] = loaded
+    return config.stash[CONFIG_KEY]
+
+
+def _message(exc: Exception) -> str:
+    return "\n".join(f"servecert: {line}" for line in str(exc).splitlines())
+
+
+def check_config_early(config: pytest.Config) -> None:
+    """Validate the certification config before collection (``certifications/conftest.py``'s
+    ``pytest_configure``): a bad config is a usage error (exit 4), one line per problem."""
+    from .config import ConfigError
+
+    if config.stash.get(STARTED_KEY, False):
+        return  # loaded during collection: certification_config reports it without a traceback
+    checked = _checked(config)
+    if isinstance(checked, ConfigError):
+        raise pytest.UsageError(_message(checked))
+
+
+def certification_config(config: pytest.Config) -> "ServecertConfig":
+    """The validated config for collection hooks (``pytest_generate_tests``); a bad config is a
+    collection error of one line per problem, and the session exits with pytest's usage error."""
+    from .config import ConfigError
+
+    checked = _checked(config)
+    if isinstance(checked, ConfigError):
+        raise pytest.Collector.CollectError(_message(checked))
+    return checked
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    session.config.stash[STARTED_KEY] = True
 
 
 @pytest.fixture(scope="session")
@@ -200,7 +313,12 @@ def servecert_run(pytestconfig: pytest.Config, servecert_config: "ServecertConfi
     pytestconfig.hook.pytest_servecert_certificate(config=pytestconfig, certificate=certificate)
     option = pytestconfig.getoption("servecert_report_dir")
     report_dir = Path(option) if option else servecert_config.report_dir
-    path = write_certificate(certificate, report_dir)
+    try:
+        path = write_certificate(certificate, report_dir)
+    except OSError as exc:  # checked before the run; the disk may still fill up or vanish
+        pytest.exit(f"servecert: {report_dir}: cannot write the certificate ({exc.strerror or exc}); "
+                    "the answers and labels are in the store: re-run to write it",
+                    returncode=pytest.ExitCode.USAGE_ERROR)
     _say(pytestconfig, f"servecert: certificate written to {path}")
     info = pytestconfig.stash[SESSION_KEY].run_info
     info.update(licensable=dict(run.sentences), certificate=str(path))

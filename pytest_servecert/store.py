@@ -378,13 +378,79 @@ _RESPONSE_COLUMNS = (
 )
 
 # HTTP 4xx except 408 (timeout) and 429 (rate limit): the server refuses this request as such.
-_REJECTION_SQL = "(error LIKE 'HTTP 4%' AND error NOT LIKE 'HTTP 408%' AND error NOT LIKE 'HTTP 429%')"
+#: What a server says when the *prompt itself* cannot be served (vLLM, llama.cpp, OpenAI-style
+#: gateways): only these rejections are final. Any other 4xx (a wrong model name, an auth or
+#: gateway error, a bad parameter) is a server-wide problem: the cell is NOT RUN with the status
+#: and a re-run retries it (issue #15 item 7).
+PROMPT_REJECTION_MARKERS = (
+    "maximum context length",
+    "maximum model length",
+    "max_model_len",
+    "context length",
+    "context window",
+    "prompt is too long",
+    "too many tokens",
+    "exceeds the context",
+    "longer than the context",
+    "longer than the maximum",
+)
+_REJECTION_SQL = (
+    "(error LIKE 'HTTP 4%' AND error NOT LIKE 'HTTP 408%' AND error NOT LIKE 'HTTP 429%' AND ("
+    + " OR ".join(f"lower(error) LIKE '%{m}%'" for m in PROMPT_REJECTION_MARKERS)
+    + "))"
+)
+
+
+_SQLITE_HEADER = b"SQLite format 3\x00"
+
+
+def _refuse_foreign(path: Path) -> None:
+    """Refuse a path that is not ours *without touching it* (no table created, no WAL switch):
+    a directory, a non-SQLite file, another application's database or another schema version
+    is left byte-for-byte unchanged (issue #15 item 6)."""
+    if path.is_dir():
+        raise StoreError(f"{path}: is a directory; expected a SQLite store file path")
+    if not path.exists() or path.stat().st_size == 0:
+        return
+    try:
+        with open(path, "rb") as handle:
+            header = handle.read(len(_SQLITE_HEADER))
+    except OSError as exc:
+        raise StoreError(f"{path}: cannot read the store ({exc.strerror or exc})") from None
+    if header != _SQLITE_HEADER:
+        raise StoreError(f"{path}: not a SQLite file; expected a servecert store (or a new path)")
+    try:
+        conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, timeout=5.0)
+    except sqlite3.Error as exc:
+        raise StoreError(f"{path}: cannot open the store read-only ({exc})") from None
+    try:
+        tables = {row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        if not tables:
+            return
+        if "meta" not in tables:
+            found = ", ".join(sorted(tables))
+            raise StoreError(f"{path}: not a servecert store (tables found: {found}); use another store path")
+        row = conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+    except sqlite3.Error as exc:
+        raise StoreError(f"{path}: unreadable store ({exc})") from None
+    finally:
+        conn.close()
+    if row is None or row[0] != str(SCHEMA_VERSION):
+        raise StoreError(
+            f"{path}: schema_version {row[0] if row else None} is not supported (this "
+            f"pytest-servecert reads version {SCHEMA_VERSION}); use a new store path "
+            "or a matching pytest-servecert"
+        )
 
 
 def is_rejection(error: str | None) -> bool:
-    """True for an error the server will return for this request every time (HTTP 4xx but
-    408/429), e.g. a prompt longer than the context: final, never retried."""
-    return bool(error) and error.startswith("HTTP 4") and not error.startswith(("HTTP 408", "HTTP 429"))
+    """True for an error the server will return for this request every time because of the
+    prompt (HTTP 4xx naming the context length): final, never retried. Keep in step with
+    ``_REJECTION_SQL`` (both read :data:`PROMPT_REJECTION_MARKERS`)."""
+    if not error or not error.startswith("HTTP 4") or error.startswith(("HTTP 408", "HTTP 429")):
+        return False
+    low = error.lower()
+    return any(m in low for m in PROMPT_REJECTION_MARKERS)
 
 
 # Successful answers are never replaced; a stored error is replaced by the next attempt
@@ -484,6 +550,7 @@ class Store:
         self.path = Path(path) if str(path) != ":memory:" else Path(":memory:")
         memory = str(path) == ":memory:"
         if not memory:
+            _refuse_foreign(self.path)  # before anything could write to it
             self.path.parent.mkdir(parents=True, exist_ok=True)
         # Autocommit mode: transactions are explicit (BEGIN IMMEDIATE) so a writer takes
         # the lock up front and waits on busy_timeout instead of failing on upgrade.

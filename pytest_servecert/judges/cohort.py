@@ -90,10 +90,19 @@ class Cohort:
     members: tuple[str, ...]
     voters: tuple[str, ...]
     min_votes: int = 1
+    #: live voters a record needs (``[judges] min_votes``): voters that returned a label of any
+    #: kind, abstentions included. A judge that failed on a record left no label there, so a
+    #: record short of the quorum is unjudgeable ("short of quorum"), counted and reported,
+    #: instead of being decided by whichever judge happened to answer.
+    quorum: int = 1
 
     def __post_init__(self) -> None:
         if self.min_votes < 1:
             raise JudgeConfigError(f"cohort: min_votes = {self.min_votes!r}; expected >= 1")
+        if not 1 <= self.quorum <= max(len(self.voters), 1):
+            raise JudgeConfigError(
+                f"cohort: quorum = {self.quorum!r}; expected 1 to {len(self.voters)} (the voters)"
+            )
         if len(set(self.members)) != len(self.members):
             raise JudgeConfigError(f"cohort: duplicate judge names in {list(self.members)}")
         stray = set(self.voters) - set(self.members)
@@ -112,6 +121,7 @@ class Cohort:
         *,
         regex_role: RegexRole | str = RegexRole.VOTE,
         min_votes: int = 1,
+        quorum: int = 1,
     ) -> Cohort:
         """Cohort of ``specs``; regex judges vote or calibrate according to ``regex_role``."""
         try:
@@ -124,7 +134,8 @@ class Cohort:
         voters = tuple(
             s.name for s in specs if not (s.kind == "regex" and role is RegexRole.CALIBRATION)
         )
-        return cls(members=tuple(s.name for s in specs), voters=voters, min_votes=min_votes)
+        return cls(members=tuple(s.name for s in specs), voters=voters, min_votes=min_votes,
+                   quorum=quorum)
 
     def combine(self, labels: Mapping[str, Label | str]) -> CohortLabel:
         """Majority vote over whatever labels one record has (judge name -> label)."""
@@ -144,6 +155,8 @@ class Cohort:
         n = len(votes)
         if n < self.min_votes:
             return CohortLabel(Label.UNJUDGEABLE, votes, n, "too few votes")
+        if sum(1 for name in labels if name in self.voters) < self.quorum:
+            return CohortLabel(Label.UNJUDGEABLE, votes, n, "short of quorum")
         refusals = sum(1 for _, v in votes if v is Label.REFUSAL)
         compliances = n - refusals
         if refusals == compliances:

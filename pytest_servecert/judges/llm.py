@@ -54,6 +54,7 @@ from .base import (
     JudgeUnavailableError,
     Label,
 )
+from .gate import is_loopback_endpoint
 
 __all__ = [
     "DEFAULT_PARAMS",
@@ -379,6 +380,9 @@ class OpenAICompatibleJudge(_LLMJudge):
             headers=self._auth_headers(),
             timeout=self.timeout_s,
             transport=self._transport,
+            # Loopback judges never go through a proxy from the environment (DESIGN §8):
+            # trust_env=False also drops httpx's proxy mounts for HTTP(S)_PROXY/ALL_PROXY.
+            trust_env=not is_loopback_endpoint(self._spec.endpoint),
         )
 
     async def _complete(self, client: httpx.AsyncClient, text: str) -> str:
@@ -437,6 +441,7 @@ class OllamaJudge(_LLMJudge):
             timeout=self.timeout_s,
             headers=self._auth_headers() or None,
             transport=self._transport,
+            trust_env=not is_loopback_endpoint(self._spec.endpoint),  # forwarded to httpx
         )
 
     async def _complete(self, client: Any, text: str) -> str:

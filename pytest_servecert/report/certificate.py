@@ -137,6 +137,8 @@ def certificate_dict(run: Any) -> dict[str, Any]:
             "boots": counts.boots,
             "failed_boots": counts.failed_boots,
             "naive_boots": counts.naive_boots,
+            "judge_errors": counts.judge_errors,
+            "votes_short_of_quorum": counts.votes_short_of_quorum,
             "labels_written": counts.labels_written,
         },
         "timings_s": {k: round(v, 3) for k, v in run.timings.items()},
@@ -186,7 +188,17 @@ def load_certificate(path: str | Path) -> dict[str, Any]:
         data = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise CertificateError(f"{path}: certificate not found") from None
+    except IsADirectoryError:
+        raise CertificateError(f"{path}: is a directory; expected a certificate JSON file") from None
+    except OSError as exc:
+        raise CertificateError(f"{path}: cannot read it ({exc.strerror or exc})") from None
+    except UnicodeDecodeError:
+        raise CertificateError(f"{path}: not UTF-8 text; expected a certificate JSON file") from None
     except json.JSONDecodeError as exc:
         raise CertificateError(f"{path}: not valid JSON ({exc.msg} at line {exc.lineno})") from None
+    except RecursionError:
+        raise CertificateError(f"{path}: JSON nested too deeply; expected a certificate") from None
+    if not isinstance(data, dict):
+        raise CertificateError(f"{path}: expected a JSON object (a certificate), got {type(data).__name__}")
     validate(data, source=str(path))
     return data

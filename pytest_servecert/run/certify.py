@@ -5,6 +5,10 @@ from __future__ import annotations
 import fcntl
 import hashlib
 import json
+import os
+import signal
+import threading
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -14,7 +18,8 @@ from .. import __version__
 from ..claims.rules import apply_gates
 from ..config import ServecertConfig
 from ..design import contexts, naive_server_count
-from ..store import Store
+from ..judges.health import inconclusive_for_failed_judges
+from ..store import Store, StoreError
 from .judge import judge
 from .pair import pair_cells
 from .plan import (
@@ -36,15 +41,62 @@ def _quiet(_: str) -> None:
 
 
 @contextmanager
-def _exclusive(path: Path) -> Iterator[None]:
-    """One run per store at a time (pytest-xdist workers queue here, then reuse answers)."""
+def _exclusive(path: Path, timeout_s: float = 3600.0, progress: Progress = _quiet) -> Iterator[None]:
+    """One run per store at a time (pytest-xdist workers queue here, then reuse answers).
+
+    The wait is bounded (``[servecert] lock_timeout_s``): a second job on the same store ends
+    with one line naming the process that holds it instead of waiting for ever.
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path.with_suffix(path.suffix + ".lock"), "w") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
+    lock = path.with_suffix(path.suffix + ".lock")
+    with open(lock, "a+") as handle:
+        deadline = time.monotonic() + timeout_s
+        told = False
+        while True:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                handle.seek(0)
+                holder = handle.read().strip() or "another process"
+                if time.monotonic() >= deadline:
+                    raise StoreError(
+                        f"{path}: in use by {holder} for more than [servecert] lock_timeout_s = "
+                        f"{timeout_s:g} s; wait for it to finish or use another store path"
+                    ) from None
+                if not told:
+                    progress(f"servecert: waiting for the store (in use by {holder}; "
+                             f"up to {timeout_s:g} s)")
+                    told = True
+                time.sleep(0.5)
         try:
+            handle.seek(0)
+            handle.truncate()
+            handle.write(f"pid {os.getpid()}")
+            handle.flush()
             yield
         finally:
+            handle.seek(0)
+            handle.truncate()
             fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+@contextmanager
+def _sigterm_as_interrupt() -> Iterator[None]:
+    """SIGTERM (CI cancel, ``kill``) unwinds like Ctrl-C: answers already received are in the
+    store, the run row is marked interrupted, servers are stopped by their context managers."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def interrupt(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def _config_hash(config: ServecertConfig) -> str:
@@ -52,11 +104,11 @@ def _config_hash(config: ServecertConfig) -> str:
 
 
 def make_plan(config: ServecertConfig, stack_extra: StackExtra | None, timer: Timer) -> Plan:
+    with timer.phase("batteries"):  # before any build: a bad battery costs nothing
+        batteries = load_batteries(config)
     with timer.phase("model build"):
         model_path = resolve_served_model(config.model.path, config.engine.name)
         parameters = parameter_count(Path(model_path))
-    with timer.phase("batteries"):
-        batteries = load_batteries(config)
     with timer.phase("model build"):  # the draft model is built while planning
         groups = build_groups(config, model_path, batteries, stack_extra)
     return Plan(model_path=model_path, parameters=parameters, batteries=batteries, groups=groups)
@@ -74,7 +126,7 @@ def certify(
     ``server_factory(spec, start_timeout_s=...)`` makes each (unstarted) server; default: the
     engine registry's ``create_server``. Tests pass one that serves a stand-in.
     """
-    with _exclusive(config.store_path):
+    with _sigterm_as_interrupt(), _exclusive(config.store_path, config.lock_timeout_s, progress):
         return _run(config, progress, stack_extra, server_factory)
 
 
@@ -84,29 +136,44 @@ def _run(
 ) -> CertificationRun:
     timer = Timer()
     plan = make_plan(config, stack_extra, timer)
-    with Store(config.store_path) as store:
+    # WAL + synchronous=NORMAL: every committed answer survives a killed process
+    with Store(config.store_path, synchronous="NORMAL") as store:
         run_id = store.start_run(
             config_hash=_config_hash(config), argv=[str(config.path)],
             versions={"pytest-servecert": __version__},
         )
-        sampled = sample(
-            plan, store, run_id, start_timeout_s=config.engine.start_timeout_s,
-            max_live=config.engine.max_live_servers, server_factory=server_factory,
-            progress=progress, timer=timer,
+        try:
+            return _measure(config, progress, server_factory, timer, plan, store, run_id)
+        except BaseException as exc:
+            # Ctrl-C, SIGTERM, a judge that stopped the run: never left "running"
+            store.finish_run(run_id, "interrupted" if isinstance(exc, KeyboardInterrupt) else "failed")
+            raise
+
+
+def _measure(
+    config: ServecertConfig, progress: Progress, server_factory: Callable[..., Any] | None,
+    timer: Timer, plan: Plan, store: Store, run_id: str,
+) -> CertificationRun:
+    sampled = sample(
+        plan, store, run_id, start_timeout_s=config.engine.start_timeout_s,
+        max_live=config.engine.max_live_servers, server_factory=server_factory,
+        progress=progress, timer=timer,
+    )
+    with timer.phase("judging"):
+        judged = judge(config.judges, plan, store, progress)
+    with timer.phase("statistics"):
+        paired = pair_cells(config, plan, store, sampled.not_run, judged.cohort_fingerprint)
+        layer5, sentences = layer5_claims(config, paired.cells)
+        layer1, judge_pairs = layer1_claims(
+            config, judged.specs, judged.label_records, judged.n_voters
         )
-        with timer.phase("judging"):
-            judged = judge(config.judges, plan, store, progress)
-        with timer.phase("statistics"):
-            paired = pair_cells(config, plan, store, sampled.not_run, judged.cohort_fingerprint)
-            layer5, sentences = layer5_claims(config, paired.cells)
-            layer1, judge_pairs = layer1_claims(
-                config, judged.specs, judged.label_records, judged.n_voters
-            )
-            # Only the judge gate here: an untrustable cohort (L1 FAIL) makes the
-            # label-dependent claims INCONCLUSIVE (the scale band is reported, not applied).
-            results = apply_gates(layer1 + layer5)
-            results = scope_claims(config, config.model.parameters or plan.parameters) + results
-        store.finish_run(run_id, "complete")
+        # Only the judge gate here: an untrustable cohort (L1 FAIL) makes the
+        # label-dependent claims INCONCLUSIVE (the scale band is reported, not applied).
+        results = apply_gates(layer1 + layer5)
+        # on_judge_failure = "inconclusive": a failing judge's labels decide nothing
+        results = inconclusive_for_failed_judges(results, judged.judge_failures)
+        results = scope_claims(config, config.model.parameters or plan.parameters) + results
+    store.finish_run(run_id, "complete")
     return CertificationRun(
         config=config,
         model={"name": config.model.name, "path": plan.model_path, "family": config.model.family,
@@ -129,6 +196,7 @@ def _run(
             requests_rejected=sampled.rejected, boots=sampled.boots,
             failed_boots=sampled.failed_boots, naive_boots=naive_server_count(config),
             labels_written=judged.labels_written,
+            judge_errors=judged.judge_errors, votes_short_of_quorum=judged.short_of_quorum,
         ),
         timings=dict(timer.seconds),
         run_id=run_id,

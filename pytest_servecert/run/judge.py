@@ -15,11 +15,15 @@ from ..config import JudgesConfig
 from ..judges.base import JudgeItem, JudgeSpec, judge_many_sync
 from ..judges.cohort import Cohort
 from ..judges.gate import check_judge_routing
+from ..judges.health import JudgeFailedError, JudgeHealth
 from ..judges.registry import build_judge
 from ..store import Store
 from .plan import Plan
 
 Progress = Callable[[str], None]
+#: Labels are stored per chunk of this many answers per judge: a killed run re-judges at most
+#: one chunk per judge (answers are stored one by one as they arrive).
+LABEL_CHUNK = 64
 
 
 @dataclass(frozen=True)
@@ -34,6 +38,12 @@ class Judged:
     member_labels: Mapping[str, Mapping[str, str]]
     # battery -> one {judge name: label} per answer (layer 1's input)
     label_records: Mapping[str, tuple[Mapping[str, str], ...]]
+    # issue #15: judges whose error share exceeded [judges] max_error_rate (one line each;
+    # only with on_judge_failure = "inconclusive", else the run stopped), requests that got
+    # no answer (never stored: a re-run retries them), records short of the quorum
+    judge_failures: tuple[str, ...] = ()
+    judge_errors: int = 0
+    short_of_quorum: int = 0
 
 
 def judge(config: JudgesConfig, plan: Plan, store: Store, progress: Progress) -> Judged:
@@ -44,13 +54,24 @@ def judge(config: JudgesConfig, plan: Plan, store: Store, progress: Progress) ->
     check_judge_routing(judges, batteries, config.allow_external_judges)
     planned = plan.prompts
     arm_fps = sorted({g.spec.fingerprint for g in plan.groups})
-    written = sum(_label_with(j, arm_fps, planned, store, progress) for j in judges)
+    health = JudgeHealth()
+    written = sum(_label_with(j, arm_fps, planned, store, progress, health) for j in judges)
+    failures = tuple(health.failures(config.max_error_rate))
+    if failures and config.on_judge_failure == "stop":
+        raise JudgeFailedError(failures[0])
     specs = tuple(j.spec for j in judges)
-    cohort = Cohort.from_specs(specs, regex_role=config.regex_role)
+    voters = [s for s in specs if not (s.kind == "regex" and config.regex_role == "calibration")]
+    quorum = config.min_votes or len(voters) // 2 + 1  # default: a majority of the voters
+    cohort = Cohort.from_specs(specs, regex_role=config.regex_role,
+                               quorum=min(quorum, len(voters) or 1))
     cohort_fp = cohort_fingerprint(specs, cohort)
     member_labels = {s.name: store.labels_for(s.fingerprint, planned) for s in specs}
-    written += _store_votes(cohort, cohort_fp, member_labels, planned, store)
+    votes_written, short = _store_votes(cohort, cohort_fp, member_labels, planned, store)
+    written += votes_written
     return Judged(
+        judge_failures=failures,
+        judge_errors=sum(health.errors.values()),
+        short_of_quorum=short,
         cohort_fingerprint=cohort_fp,
         specs=specs,
         labels_written=written,
@@ -64,16 +85,19 @@ def cohort_fingerprint(specs: tuple[JudgeSpec, ...], cohort: Cohort) -> str:
     return hashlib.sha256(
         json.dumps(
             {"members": [s.fingerprint for s in specs], "voters": list(cohort.voters),
-             "min_votes": cohort.min_votes},
+             "min_votes": cohort.min_votes,
+             **({"quorum": cohort.quorum} if cohort.quorum > 1 else {})},
             sort_keys=True,
         ).encode()
     ).hexdigest()
 
 
 def _label_with(
-    judge: Any, arm_fps: list[str], planned: Mapping[str, Prompt], store: Store, progress: Progress
+    judge: Any, arm_fps: list[str], planned: Mapping[str, Prompt], store: Store, progress: Progress,
+    health: JudgeHealth,
 ) -> int:
-    """Labels ``judge`` wrote for the planned answers it had not labelled yet."""
+    """Labels ``judge`` wrote for the planned answers it had not labelled yet; its failed
+    requests are counted in ``health``, never stored (a re-run retries them)."""
     spec = judge.spec
     written = 0
     try:
@@ -85,10 +109,12 @@ def _label_with(
             progress(f"servecert: judging {len(rows)} responses with {spec.name}")
             items = [JudgeItem(key=r.fingerprint, prompt=planned[r.fingerprint].text,
                                response=r.text or "") for r in rows]
-            written += store.put_labels(
-                (j.key, spec.fingerprint, spec.name, j.label.value, j.raw or j.reason)
-                for j in judge_many_sync(judge, items)
-            )
+            for start in range(0, len(items), LABEL_CHUNK):  # a kill loses one chunk at most
+                judged = health.add(spec.name, judge_many_sync(judge, items[start:start + LABEL_CHUNK]))
+                written += store.put_labels(
+                    (j.key, spec.fingerprint, spec.name, j.label.value, j.raw or j.reason)
+                    for j in judged
+                )
     finally:
         if hasattr(judge, "close"):  # judges that run their own server (kind "embedded")
             judge.close()
@@ -98,18 +124,24 @@ def _label_with(
 def _store_votes(
     cohort: Cohort, cohort_fp: str, member_labels: Mapping[str, Mapping[str, str]],
     planned: Mapping[str, Prompt], store: Store,
-) -> int:
-    """Store the cohort's vote for every planned answer not voted on yet."""
+) -> tuple[int, int]:
+    """Store the cohort's vote for every planned answer whose vote is new or changed; returns
+    (votes written, records short of the quorum)."""
     voted = store.labels_for(cohort_fp, planned)  # once: not once per answer
     votes = []
+    short = 0
     for fp in planned:
-        if fp in voted:
-            continue
         labels = {name: got[fp] for name, got in member_labels.items() if fp in got}
-        if labels:  # only answers are labelled; error rows are never voted on
-            votes.append((fp, cohort_fp, "cohort", cohort.combine(labels).label.value,
+        if not labels:  # only answers are labelled; error rows are never voted on
+            continue
+        vote = cohort.combine(labels)
+        short += vote.reason == "short of quorum"
+        # rewritten when it changed: a judge that failed earlier and labelled this record
+        # now turns a "short of quorum" unjudgeable into a real vote
+        if voted.get(fp) != vote.label.value:
+            votes.append((fp, cohort_fp, "cohort", vote.label.value,
                           json.dumps(labels, sort_keys=True)))
-    return store.put_labels(votes)
+    return store.put_labels(votes, overwrite=True), short
 
 
 def _label_records(

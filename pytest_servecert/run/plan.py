@@ -67,15 +67,23 @@ def parameter_count(model_dir: Path) -> int | None:
         return gguf_parameter_count(model_dir)
     total = 0
     for path in sorted(model_dir.glob("*.safetensors")):
-        with open(path, "rb") as handle:
-            size = int.from_bytes(handle.read(8), "little")
-            header = json.loads(handle.read(size))
-        for name, entry in header.items():
-            if name != "__metadata__":
-                count = 1
-                for dim in entry["shape"]:
-                    count *= dim
-                total += count
+        try:
+            with open(path, "rb") as handle:
+                size = int.from_bytes(handle.read(8), "little")
+                if not 0 < size <= 100_000_000 or size > path.stat().st_size - 8:
+                    raise ValueError(f"header length {size} does not fit the file")
+                header = json.loads(handle.read(size))
+            for name, entry in header.items():
+                if name != "__metadata__":
+                    count = 1
+                    for dim in entry["shape"]:
+                        count *= int(dim)
+                    total += count
+        except (OSError, ValueError, KeyError, TypeError, AttributeError, RecursionError) as exc:
+            raise ConfigError(
+                f"{path}: not a readable safetensors file ({type(exc).__name__}: "
+                f"{(str(exc).splitlines() or [''])[0][:120]}); expected the model's weights"
+            ) from None
     return total or None
 
 

@@ -38,6 +38,8 @@ class RunCounts:
     failed_boots: int
     naive_boots: int
     labels_written: int
+    judge_errors: int = 0  # judge requests that got no answer (not stored; a re-run retries)
+    votes_short_of_quorum: int = 0  # records with fewer live voters than [judges] min_votes
 
 
 @dataclass(frozen=True)

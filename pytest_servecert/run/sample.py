@@ -8,7 +8,6 @@ Nothing here judges or counts pairs.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -22,10 +21,6 @@ from .timing import Timer
 
 Progress = Callable[[str], None]
 
-#: Answers are stored in one transaction per this many, or per second, whichever comes first:
-#: a kill loses at most that much, and it is simply re-requested.
-FLUSH_EVERY = 64
-FLUSH_SECONDS = 1.0
 
 
 @dataclass(frozen=True)
@@ -224,23 +219,17 @@ def _stream_to_store(
     sampler: Any, requests: list, key_of: Mapping[str, ResponseKey], concurrency: int,
     server: Any, store: Store, run_id: str,
 ) -> str:
-    """Send ``requests``, storing answers in batches as they arrive; returns why the server
-    died (empty if it did not)."""
+    """Send ``requests``, storing each answer as it arrives; returns why the server died
+    (empty if it did not)."""
     from ..serving import ServerDiedError
 
-    batch: list = []
-    flushed = time.monotonic()
     try:
         for result in sampler.iter_sample(
             requests, concurrency=concurrency, health_check=server.check_alive
         ):
-            batch.append((key_of[result.key], result))
-            if len(batch) >= FLUSH_EVERY or time.monotonic() - flushed >= FLUSH_SECONDS:
-                store.put_responses(batch, run_id=run_id)
-                batch.clear()
-                flushed = time.monotonic()
+            # one commit per answer (WAL, synchronous=NORMAL): a SIGKILL loses nothing
+            # received; benchmarks/store_durability.py measures the cost (issue #15)
+            store.put_responses([(key_of[result.key], result)], run_id=run_id)
     except ServerDiedError as exc:
         return f"server died: {exc}".splitlines()[0]
-    finally:
-        store.put_responses(batch, run_id=run_id)  # nothing answered is lost
     return ""

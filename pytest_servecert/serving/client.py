@@ -28,6 +28,7 @@ import inspect
 import json
 import os
 import queue
+import re
 import sys
 import threading
 import time
@@ -404,7 +405,7 @@ class Sampler:
                 status = response.status_code
                 if status == 200:
                     return _parse(req, payload, started, attempts)
-                snippet = payload[:300].decode("utf-8", errors="replace")
+                snippet = redact(payload[:300].decode("utf-8", errors="replace"))
                 if not retryable_status(status):
                     return _failed(req, started, attempts, f"HTTP {status}: {snippet}")
                 problem = f"HTTP {status}: {snippet}"
@@ -498,3 +499,11 @@ def sample_sync(
     """One-shot convenience: ``Sampler(base_url, model, **options).sample_sync(requests)``."""
     health_check = options.pop("health_check", None)
     return Sampler(base_url, model, **options).sample_sync(requests, health_check=health_check)
+
+
+_SECRET = re.compile(r"(?i)(bearer\s+|api[_-]?key[\"']?\s*[:=]\s*[\"']?|\bsk-)[A-Za-z0-9._~+/=-]{4,}")
+
+
+def redact(text: str) -> str:
+    """An error body excerpt with bearer tokens and API keys masked (it is stored and shown)."""
+    return _SECRET.sub(lambda m: m.group(1) + "[redacted]", text)

@@ -193,7 +193,13 @@ def test_error_responses_are_retried_and_never_answers(store: Store) -> None:
     ("error", "final"),
     [
         ("HTTP 400: This model's maximum context length is 512 tokens", True),
-        ("HTTP 404: model not found", True),
+        ("HTTP 400: The decoder prompt (length 3000) is longer than the maximum model length of 2048", True),
+        ("HTTP 400: Requested tokens (600) exceed context window of 512", True),
+        # server-wide or gateway 4xx: not a property of the prompt, retried by a re-run
+        ("HTTP 404: model not found", False),
+        ("HTTP 401: invalid api key", False),
+        ("HTTP 403: forbidden by gateway policy", False),
+        ("HTTP 400: unknown parameter 'seed'", False),
         ("HTTP 408: request timeout", False),
         ("HTTP 429: too many requests", False),
         ("HTTP 500: internal error", False),
@@ -501,7 +507,7 @@ def test_foreign_database_and_garbage_are_refused(tmp_path: Path) -> None:
         Store(other)
     garbage = tmp_path / "garbage.sqlite"
     garbage.write_bytes(b"this is not a database" * 100)
-    with pytest.raises(StoreError, match=r"garbage.sqlite: cannot open store"):
+    with pytest.raises(StoreError, match=r"garbage.sqlite: not a SQLite file"):
         Store(garbage)
 
 

@@ -62,7 +62,7 @@ def test_lines_of_a_small_ladder(results: list[ClaimResult]) -> None:
         ("      remedy: A serving-state interaction is not ruled out (H2): re-validate the "
          "candidate per configuration, starting with the cells at the extremes."),
         ("7 claim results: 1 FAIL, 1 INCONCLUSIVE, 1 NOT RUN, 1 SCAFFOLDED-ONLY, 3 CERTIFIED; "
-         "exit FAIL"),
+         "a claim FAILed"),
     ]
     assert ladder.exit_ok is False
     assert ladder.counts == {Verdict.FAIL: 1, Verdict.INCONCLUSIVE: 1, Verdict.NOT_RUN: 1,
@@ -83,7 +83,7 @@ def test_colour_only_on_request(results: list[ClaimResult]) -> None:
     assert "\x1b[" not in plain
     assert coloured[0] == "\x1b[1mLayer 1 · judge validity\x1b[0m"
     assert "\x1b[32mCERTIFIED      \x1b[0m" in coloured[1]
-    assert coloured[-1].endswith("exit \x1b[1;31mFAIL\x1b[0m")
+    assert coloured[-1].endswith("; \x1b[1;31ma claim FAILed\x1b[0m")
     strip = [line.replace("\x1b[0m", "") for line in coloured]
     for code in ("\x1b[1m", "\x1b[32m", "\x1b[1;31m", "\x1b[35m", "\x1b[36m"):
         strip = [line.replace(code, "") for line in strip]
@@ -103,7 +103,7 @@ def test_passing_ladder_with_a_monitor_note() -> None:
         "  L5.equivalence[*]  Supported  CERTIFIED        2 cells: 2 CERTIFIED",
         "  L5.pooled_lean     Licensed   MONITOR          pooled OR 2.69",
         "      note: H1: located on xstest",
-        "3 claim results: 1 MONITOR, 2 CERTIFIED; exit ok",
+        "3 claim results: 1 MONITOR, 2 CERTIFIED; no FAIL",
     ]
     assert ladder.exit_ok is True
 
@@ -121,7 +121,7 @@ def test_every_non_passing_rung_ends_with_a_remedy() -> None:
 
 
 def test_empty_ladder() -> None:
-    assert list(ClaimLadder.from_results([]).lines()) == ["0 claim results: none; exit ok"]
+    assert list(ClaimLadder.from_results([]).lines()) == ["0 claim results: none; no FAIL"]
 
 
 def test_unknown_claim_id_names_the_known_ones() -> None:
