@@ -67,6 +67,7 @@ class ServerRecord:
     reason: str = ""
     start_s: float | None = None
     requests_sent: int = 0
+    replicas: tuple[Mapping[str, Any], ...] = ()  # endpoint arms: per-replica counts (#17)
 
 
 @dataclass(frozen=True)
@@ -252,7 +253,11 @@ class _Runner:
             for ctx in contexts(self.config.design):
                 plan = server_plan(self.config, arm, ctx, resolve_model)
                 key = (arm.name, plan.args, plan.env)
-                if key not in groups:
+                if arm.config.is_endpoint:  # #17: a running deployment, probed and verified now
+                    key = (arm.name, plan.settings)
+                    if key not in groups:
+                        groups[key] = self._endpoint_group(arm, ctx, plan)
+                elif key not in groups:
                     spec = ServerSpec(
                         engine=self.config.engine.name,
                         model=self.model_path,
@@ -292,6 +297,39 @@ class _Runner:
                 group.keys[ctx.label] = keys
         return list(groups.values())
 
+    def _endpoint_group(self, arm: ArmPlan, ctx: Context, plan: Any) -> _Group:
+        """The group of one deployment of an endpoint arm: its spec and verified identity."""
+        from .config import SERVER_AXES, server_levels_label
+        from .serving.endpoint import DeploymentMismatchError, EndpointSpec, plan_deployment
+
+        center = {axis: levels[0] for axis, levels in self.config.design.axes.items()}
+        levels = server_levels_label(dict(ctx.levels), center)
+        deployment = arm.config.deployments[levels] if levels else arm.config
+        declared = {k: v for k, v in {**arm.config.settings, **ctx.server_levels}.items() if k in SERVER_AXES}
+        spec = EndpointSpec(
+            arm=deployment.name, model=deployment.model or "", endpoints=deployment.endpoints,
+            settings=tuple(sorted(declared.items())), instance="aa" if arm.role == "aa" else "",
+            label=f"{arm.name}:{','.join(f'{k}={v}' for k, v in plan.settings)}",
+            api_key_env=deployment.api_key_env, headers_env=deployment.headers_env, timeout_s=deployment.timeout_s,
+        )
+        extra: dict[str, Any] = {}
+        if self.stack_extra is not None:
+            self.stack_extra(arm.name, extra)
+        self.progress(f"servecert: asking {len(spec.endpoints)} replica(s) of {spec.label} what they run")
+        try:
+            stack = plan_deployment(spec, identity=dict(deployment.identity), extra=extra)
+        except DeploymentMismatchError as exc:  # certifying the wrong deployment: stop before sampling
+            raise DeploymentMismatchError(f"{self.config.path}: {exc}") from None
+        return _Group(arm=arm, plan=plan, spec=spec, stack=stack)
+
+    def _open_deployment(self, group: _Group) -> Any:
+        """A replica pool for an endpoint group, or ``None`` (NOT RUN) when no replica answered."""
+        from .serving.replicas import ReplicaPool
+
+        if not group.stack.reachable:
+            return None
+        return ReplicaPool.for_deployment(group.spec, group.stack)
+
     # -- sample --------------------------------------------------------------------------------
 
     def sample(self, groups: list[_Group], store: Store, run_id: str) -> tuple[list[ServerRecord], dict]:
@@ -320,7 +358,14 @@ class _Runner:
                 self.progress(f"servecert: starting {group.spec.label} ({n_missing} requests to send)")
                 try:
                     with self.timer.phase("server start"):
-                        server = pool.get(group.spec)
+                        if group.spec.engine == "endpoint":
+                            server = self._open_deployment(group)
+                            if server is None:
+                                raise ServerStartError(
+                                    f"no replica answered: {group.stack.unreachable_reason}", label=group.spec.label
+                                )
+                        else:
+                            server = pool.get(group.spec)
                 except ServerStartError as exc:
                     reason = exc.reason or str(exc).splitlines()[0]
                     store.record_server_failure(
@@ -333,7 +378,11 @@ class _Runner:
                     records.append(self._record(group, "NOT RUN", reason))
                     continue
                 sent = 0
-                sampler = Sampler(server.base_url, server.served_model_name)
+                endpoint = group.spec.engine == "endpoint"
+                sampler = Sampler(
+                    server.base_url, server.served_model_name,
+                    **({"transport": server.transport, "timeout": group.spec.timeout_s} if endpoint else {}),
+                )
                 for ctx in group.contexts:
                     todo = missing[ctx.label]
                     if not todo:
@@ -360,7 +409,7 @@ class _Runner:
                         flushed = time.monotonic()
                         try:
                             for result in sampler.iter_sample(
-                                requests, concurrency=ctx.batch_size, health_check=server.check_alive
+                                requests, concurrency=self._width(group, ctx, server), health_check=server.check_alive
                             ):
                                 batch.append((by_fp[result.key], result))
                                 # one transaction per 64 answers or per second, whichever first:
@@ -394,17 +443,26 @@ class _Runner:
                             f"{len(still)} of {len(todo)} requests failed ({why}); re-run to retry them"
                         )
                 self.sent += sent
-                if died_server := not server.alive():
+                if (died_server := not server.alive()) and not endpoint:
                     pool.stop(group.spec)  # a later group or run boots a fresh one
                 records.append(self._record(
                     group, "died" if died_server else "served",
                     start_s=getattr(server, "start_seconds", None), sent=sent,
+                    replicas=tuple(server.counts()) if endpoint else (),
                 ))
             self.boots = pool.boots
             self.failed_boots = pool.failed_boots
         return records, not_run
 
-    def _record(self, group: _Group, status: str, reason: str = "", start_s: float | None = None, sent: int = 0) -> ServerRecord:
+    @staticmethod
+    def _width(group: _Group, ctx: Context, server: Any) -> int:
+        """Requests in flight: the batch_size axis; for a deployment that many per replica (#17)."""
+        if group.spec.engine != "endpoint":
+            return ctx.batch_size
+        return server.concurrency_for(ctx.get("batch_size") or group.arm.config.concurrency_per_replica or 1)
+
+    def _record(self, group: _Group, status: str, reason: str = "", start_s: float | None = None, sent: int = 0,
+                replicas: tuple = ()) -> ServerRecord:
         return ServerRecord(
             arm=group.arm.name,
             role=group.arm.role,
@@ -416,6 +474,7 @@ class _Runner:
             reason=reason,
             start_s=start_s,
             requests_sent=sent,
+            replicas=replicas,
         )
 
     # -- judge ---------------------------------------------------------------------------------
@@ -597,8 +656,11 @@ class _Runner:
     def run(self) -> CertificationRun:
         config = self.config
         with self.timer.phase("model build"):
-            self.model_path = resolve_served_model(config.model.path, config.engine.name)
-            info = {"parameters": parameter_count(Path(self.model_path))}
+            if config.model.path is None:  # every arm is a deployment: the servers state the model
+                self.model_path, info = None, {"parameters": None}
+            else:
+                self.model_path = resolve_served_model(config.model.path, config.engine.name)
+                info = {"parameters": parameter_count(Path(self.model_path))}
         with self.timer.phase("batteries"):
             batteries = self.load_batteries()
         with self.timer.phase("model build"):  # the draft model is built while planning

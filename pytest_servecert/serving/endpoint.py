@@ -39,11 +39,13 @@ from .stack import _canonical_extra
 __all__ = [
     "DeploymentIdentity",
     "DeploymentMismatchError",
+    "EndpointSpec",
     "ReplicaIdentity",
     "auth_headers",
     "deployment_identity",
     "is_loopback_url",
     "parse_metrics",
+    "plan_deployment",
     "probe_replica",
     "replica_root",
 ]
@@ -352,4 +354,59 @@ def deployment_identity(
         identity=dict(identity),
         extra=dict(_canonical_extra(extra or {})),  # refuses secret-looking keys
         replicas=replicas,
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# what the runner keys an endpoint arm's answers by
+
+
+@dataclass(frozen=True)
+class EndpointSpec:
+    """The "server spec" of one deployment of an endpoint arm (its answers' arm fingerprint).
+
+    The fingerprint covers the model name, the replica URLs (two lists of URLs are two
+    deployments unless proven otherwise), the declared server axes and the instance (the
+    A/A arm asks the same deployment a second time). The key, header values and limits are
+    not part of it; the verified identity is (as the stack fingerprint).
+    """
+
+    arm: str
+    model: str
+    endpoints: tuple[str, ...]
+    settings: tuple[tuple[str, Any], ...] = ()
+    instance: str = ""
+    label: str = ""
+    api_key_env: str | None = None
+    headers_env: tuple[tuple[str, str], ...] = ()
+    timeout_s: float = 120.0
+    engine: str = "endpoint"
+
+    @property
+    def fingerprint(self) -> str:
+        data = {
+            "engine": self.engine,
+            "model": self.model,
+            "endpoints": sorted(self.endpoints),
+            "settings": [list(kv) for kv in self.settings],
+            "instance": self.instance,
+        }
+        return hashlib.sha256(json.dumps(data, sort_keys=True, separators=(",", ":"), default=str).encode()).hexdigest()
+
+    def headers(self) -> dict[str, str]:
+        return auth_headers(self.api_key_env, self.headers_env)
+
+
+def plan_deployment(
+    spec: EndpointSpec,
+    *,
+    identity: Mapping[str, str] = {},  # noqa: B006 - read only
+    extra: Mapping[str, Any] | None = None,
+    transport_for: Callable[[str], httpx.BaseTransport | None] = lambda url: None,
+) -> DeploymentIdentity:
+    """Probe and verify the deployment ``spec`` names (raises :class:`DeploymentMismatchError`)."""
+    return deployment_identity(
+        spec.arm, model=spec.model, endpoints=spec.endpoints, settings=dict(spec.settings),
+        identity=identity, extra=extra, headers=spec.headers(), timeout_s=min(30.0, spec.timeout_s),
+        transport_for=transport_for,
     )

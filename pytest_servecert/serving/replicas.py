@@ -151,6 +151,10 @@ class ReplicaTransport(httpx.AsyncBaseTransport):
             )
         return client
 
+    async def _send(self, replica: _Replica, method: str, path: str, body: bytes, headers: dict[str, str]) -> httpx.Response:
+        client = self._client(replica)
+        return await client.send(client.build_request(method, path, content=body, headers=headers))
+
     async def _acquire(self, tried: set[str]) -> _Replica | None:
         """The least-loaded healthy untried replica with room; ``None`` if none is left."""
         while True:
@@ -185,8 +189,7 @@ class ReplicaTransport(httpx.AsyncBaseTransport):
                 raise NoReplicaError(f"no replica can serve: {self.reasons() or 'none left'}", request=request)
             tried.add(replica.url)
             try:
-                client = self._client(replica)
-                response = await client.send(client.build_request(request.method, path, content=body, headers=headers))
+                response = await self._send(replica, request.method, path, body, headers)
             except _DEAD as exc:
                 replica.failed += 1
                 replica.down = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
@@ -249,6 +252,15 @@ class ReplicaPool:
         self.transport = ReplicaTransport(urls, headers=headers, timeout_s=timeout_s, transport_for=transport_for)
         for url, reason in (down or {}).items():
             self.transport.take_out(url, reason)
+
+    @classmethod
+    def for_deployment(cls, spec: Any, identity: Any) -> ReplicaPool:
+        """The pool for an :class:`~.endpoint.EndpointSpec` whose replicas were probed
+        (:class:`~.endpoint.DeploymentIdentity`): the unreachable ones start out taken out."""
+        return cls(
+            spec.label, spec.endpoints, model=spec.model, headers=spec.headers(), timeout_s=spec.timeout_s,
+            down={r.url: f"unreachable before sampling: {r.unreachable}" for r in identity.replicas if not r.reachable},
+        )
 
     def concurrency_for(self, per_replica: int) -> int:
         """Set the in-flight limit per replica; the Sampler's total is that × healthy replicas."""
