@@ -595,6 +595,12 @@ def parse_config(raw: Mapping[str, Any], path: Path) -> ServecertConfig:
     if booted:  # an endpoint arm's server axes are declared, not expressed by an engine
         _check_engine_axes(path, engine.name, booted, axes)
     _check_deployments(path, arms, design)
+    for arm in arms:
+        if arm.concurrency_per_replica is not None and "batch_size" in axes:
+            raise ConfigError(
+                f"{path}: [arms.{arm.name}] concurrency_per_replica = {arm.concurrency_per_replica}: the design "
+                "varies batch_size, which sets the requests in flight per replica; remove one of them"
+            )
     if "path" not in m.data and not booted:
         # Every arm is a deployment: the model's identity comes from the servers themselves.
         model = replace(model, path=None)

@@ -23,7 +23,7 @@ timeout_s = 30
 concurrency_per_replica = 4
 
 [design.axes]
-batch_size = [1, 8]
+temperature = [0.0, 0.7]
 """
 
 
@@ -93,6 +93,11 @@ def test_endpoint_errors_are_one_line(tmp_path, monkeypatch, old, new, fragment)
         load_config(write(tmp_path, ENDPOINTS.replace(old, new, 1)))
     assert fragment in str(info.value)
     assert "\n" not in str(info.value)
+
+
+def test_concurrency_per_replica_and_a_batch_size_axis_exclude_each_other(tmp_path):
+    with pytest.raises(ConfigError, match=r"\[arms.fp8\] concurrency_per_replica = 4: the design varies batch_size"):
+        load_config(write(tmp_path, ENDPOINTS + "batch_size = [1, 8]\n"))
 
 
 def test_endpoint_keys_on_a_booted_arm_are_refused(tmp_path):
