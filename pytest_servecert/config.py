@@ -67,6 +67,8 @@ class EngineConfig:
     args: tuple[str, ...] = ()
     env: tuple[tuple[str, str], ...] = ()
     max_live_servers: int = 2
+    #: ``CUDA_VISIBLE_DEVICES`` per replica of an arm with ``replicas = N`` (replica i gets item i).
+    devices: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -93,6 +95,8 @@ class ArmConfig:
     concurrency_per_replica: int | None = None  # in flight per replica when batch_size is unset
     identity: tuple[tuple[str, str], ...] = ()  # declared fields the server cannot state (GPU, ...)
     deployments: Mapping[str, "ArmConfig"] = field(default_factory=dict)
+    # booted arms: identical servers whose requests are spread like a deployment's replicas
+    replicas: int = 1
 
     @property
     def is_endpoint(self) -> bool:
@@ -416,8 +420,14 @@ def _arm(section: _Section, name: str) -> ArmConfig:
             _check_axis_value(section, axis, section.data[axis])
             settings[axis] = section.data[axis]
     endpoint = _endpoint_fields(section)
-    arm = ArmConfig(name=name, settings=settings, args=section.str_list("args"), env=section.env(), **endpoint)
+    replicas = section.get("replicas", 1, int, "an integer >= 1 (identical servers booted for this arm)")
+    if replicas < 1:
+        raise section.error("replicas", replicas, "an integer >= 1 (identical servers booted for this arm)")
+    arm = ArmConfig(name=name, settings=settings, args=section.str_list("args"), env=section.env(),
+                    replicas=replicas, **endpoint)
     if arm.is_endpoint:
+        if "replicas" in section.data:
+            raise section.error("replicas", replicas, "no replicas on an endpoint arm: list every replica in endpoints")
         if arm.model is None:
             raise section.error("model", None, "the served model name of the deployment (GET /v1/models)")
         for key in ("args", "env"):
@@ -540,6 +550,7 @@ def parse_config(raw: Mapping[str, Any], path: Path) -> ServecertConfig:
         args=e.str_list("args"),
         env=e.env(),
         max_live_servers=e.get("max_live_servers", 2, int, "an integer >= 1"),
+        devices=e.str_list("devices"),
     )
     if engine.name not in ("vllm", "llamacpp"):
         raise e.error("name", engine.name, 'one of "vllm", "llamacpp"')
@@ -595,6 +606,17 @@ def parse_config(raw: Mapping[str, Any], path: Path) -> ServecertConfig:
     if booted:  # an endpoint arm's server axes are declared, not expressed by an engine
         _check_engine_axes(path, engine.name, booted, axes)
     _check_deployments(path, arms, design)
+    for arm in booted:
+        if arm.replicas > engine.max_live_servers:
+            raise ConfigError(
+                f"{path}: [arms.{arm.name}] replicas = {arm.replicas}: expected at most [engine] "
+                f"max_live_servers = {engine.max_live_servers} (all replicas run at once)"
+            )
+        if engine.devices and arm.replicas > len(engine.devices):
+            raise ConfigError(
+                f"{path}: [arms.{arm.name}] replicas = {arm.replicas}: expected at most one replica per "
+                f"[engine] devices entry ({len(engine.devices)} given)"
+            )
     for arm in arms:
         if arm.concurrency_per_replica is not None and "batch_size" in axes:
             raise ConfigError(

@@ -365,7 +365,7 @@ class _Runner:
                                     f"no replica answered: {group.stack.unreachable_reason}", label=group.spec.label
                                 )
                         else:
-                            server = pool.get(group.spec)
+                            server = self._boot(pool, group)
                 except ServerStartError as exc:
                     reason = exc.reason or str(exc).splitlines()[0]
                     store.record_server_failure(
@@ -378,10 +378,10 @@ class _Runner:
                     records.append(self._record(group, "NOT RUN", reason))
                     continue
                 sent = 0
-                endpoint = group.spec.engine == "endpoint"
+                pooled = hasattr(server, "transport")  # a replica pool (#17): deployed, or replicas = N
                 sampler = Sampler(
                     server.base_url, server.served_model_name,
-                    **({"transport": server.transport, "timeout": group.spec.timeout_s} if endpoint else {}),
+                    **({"transport": server.transport, "timeout": getattr(group.spec, "timeout_s", 120.0)} if pooled else {}),
                 )
                 for ctx in group.contexts:
                     todo = missing[ctx.label]
@@ -443,21 +443,50 @@ class _Runner:
                             f"{len(still)} of {len(todo)} requests failed ({why}); re-run to retry them"
                         )
                 self.sent += sent
-                if (died_server := not server.alive()) and not endpoint:
-                    pool.stop(group.spec)  # a later group or run boots a fresh one
+                if (died_server := not server.alive()) and group.spec.engine != "endpoint":
+                    for spec in self._replica_specs(group):
+                        pool.stop(spec)  # a later group or run boots a fresh one
                 records.append(self._record(
                     group, "died" if died_server else "served",
                     start_s=getattr(server, "start_seconds", None), sent=sent,
-                    replicas=tuple(server.counts()) if endpoint else (),
+                    replicas=tuple(server.counts()) if pooled else (),
                 ))
             self.boots = pool.boots
             self.failed_boots = pool.failed_boots
         return records, not_run
 
+    def _replica_specs(self, group: _Group) -> list[Any]:
+        """``replicas = N`` (#17): N identical servers of the group's spec, each with its own
+        port and, given ``[engine] devices``, its own ``CUDA_VISIBLE_DEVICES`` (neither is part
+        of the stack identity, so all N key the same answers)."""
+        n = group.arm.config.replicas
+        if n == 1:
+            return [group.spec]
+        devices = self.config.engine.devices
+        return [
+            replace(group.spec, label=f"{group.spec.label}#{i}", env=(
+                *group.spec.env, ("SERVECERT_REPLICA", str(i)),
+                *((("CUDA_VISIBLE_DEVICES", devices[i]),) if devices else ()),
+            ))
+            for i in range(n)
+        ]
+
+    def _boot(self, pool: Any, group: _Group) -> Any:
+        """The group's server, or for ``replicas = N`` a replica pool over N booted servers."""
+        specs = self._replica_specs(group)
+        if len(specs) == 1:
+            return pool.get(group.spec)
+        from .serving.replicas import ReplicaPool
+
+        servers = [pool.get(spec) for spec in specs]
+        replicas = ReplicaPool(group.spec.label, [s.base_url for s in servers], model=servers[0].served_model_name)
+        replicas.start_seconds = sum(s.start_seconds or 0.0 for s in servers)
+        return replicas
+
     @staticmethod
     def _width(group: _Group, ctx: Context, server: Any) -> int:
-        """Requests in flight: the batch_size axis; for a deployment that many per replica (#17)."""
-        if group.spec.engine != "endpoint":
+        """Requests in flight: the batch_size axis; over replicas, that many per replica (#17)."""
+        if not hasattr(server, "concurrency_for"):
             return ctx.batch_size
         return server.concurrency_for(ctx.get("batch_size") or group.arm.config.concurrency_per_replica or 1)
 

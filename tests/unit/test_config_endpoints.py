@@ -124,3 +124,17 @@ def test_external_endpoints_need_allow_external_for_adversarial_batteries(tmp_pa
     assert config.allow_external_endpoints is True
     benign = external + '[batteries]\nuse = ["mine"]\n[batteries.custom.mine]\npath = "x.csv"\nexpected = "comply"\nharmful = false\n'
     assert load_config(write(tmp_path, benign)).candidates[0].endpoints == ("https://llm.internal.example/v1",)
+
+
+def test_booted_replicas_fit_the_live_servers_and_devices(tmp_path):
+    base = '[engine]\nmax_live_servers = 2\n{devices}\n[arms.baseline]\nreplicas = {n}\n[arms.c]\nkv_cache_dtype = "fp8"\n'
+    config = load_config(write(tmp_path, base.format(devices='devices = ["0", "1"]', n=2)))
+    assert config.baseline.replicas == 2 and config.engine.devices == ("0", "1")
+    with pytest.raises(ConfigError, match=r"replicas = 3: expected at most \[engine\] max_live_servers = 2"):
+        load_config(write(tmp_path, base.format(devices="", n=3)))
+    with pytest.raises(ConfigError, match=r"replicas = 2: expected at most one replica per \[engine\] devices entry \(1 given\)"):
+        load_config(write(tmp_path, base.format(devices='devices = ["0"]', n=2)))
+    with pytest.raises(ConfigError, match="replicas = 0: expected an integer >= 1"):
+        load_config(write(tmp_path, base.format(devices="", n=0)))
+    with pytest.raises(ConfigError, match="no replicas on an endpoint arm"):
+        load_config(write(tmp_path, ENDPOINTS.replace("[arms.fp8]\n", "[arms.fp8]\nreplicas = 2\n")))
