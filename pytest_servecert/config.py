@@ -69,6 +69,8 @@ class EngineConfig:
     max_live_servers: int = 2
     #: ``CUDA_VISIBLE_DEVICES`` per replica of an arm with ``replicas = N`` (replica i gets item i).
     devices: tuple[str, ...] = ()
+    #: Boot the next server of the plan while the current one samples (within max_live_servers).
+    overlap_boots: bool = True
 
 
 @dataclass(frozen=True)
@@ -551,6 +553,7 @@ def parse_config(raw: Mapping[str, Any], path: Path) -> ServecertConfig:
         env=e.env(),
         max_live_servers=e.get("max_live_servers", 2, int, "an integer >= 1"),
         devices=e.str_list("devices"),
+        overlap_boots=e.get("overlap_boots", True, bool, "true or false"),
     )
     if engine.name not in ("vllm", "llamacpp"):
         raise e.error("name", engine.name, 'one of "vllm", "llamacpp"')

@@ -19,6 +19,7 @@ from __future__ import annotations
 import fcntl
 import hashlib
 import json
+import threading
 import time
 from collections import defaultdict
 from contextlib import contextmanager
@@ -340,8 +341,9 @@ class _Runner:
         not_run: dict[tuple[str, str], str] = {}  # (arm, context label) -> reason
         self.sent = self.reused = self.errors = self.rejected = 0
         engine = self.config.engine
+        prefetches: list[threading.Thread] = []
         with ServerPool(start_timeout_s=engine.start_timeout_s, max_live=engine.max_live_servers) as pool:
-            for group in groups:
+            for index, group in enumerate(groups):
                 missing = {
                     label: store.missing([k for k, _ in keys]) for label, keys in group.keys.items()
                 }
@@ -377,6 +379,8 @@ class _Runner:
                         not_run[(group.arm.name, ctx.label)] = f"server did not start: {reason}"
                     records.append(self._record(group, "NOT RUN", reason))
                     continue
+                if engine.overlap_boots:
+                    prefetches += self._boot_next(pool, group, groups[index + 1 :], store)
                 sent = 0
                 pooled = hasattr(server, "transport")  # a replica pool (#17): deployed, or replicas = N
                 sampler = Sampler(
@@ -451,6 +455,8 @@ class _Runner:
                     start_s=getattr(server, "start_seconds", None), sent=sent,
                     replicas=tuple(server.counts()) if pooled else (),
                 ))
+            for thread in prefetches:
+                thread.join()  # a boot nobody waited for still counts
             self.boots = pool.boots
             self.failed_boots = pool.failed_boots
         return records, not_run
@@ -470,6 +476,40 @@ class _Runner:
             ))
             for i in range(n)
         ]
+
+    def _boot_next(self, pool: Any, current: _Group, rest: Sequence[_Group], store: Store) -> list[threading.Thread]:
+        """Boot overlap (#17): while ``current`` samples, boot the next server that has work.
+
+        Only when both fit in ``max_live_servers`` (the pool evicts the least recently used,
+        never the server sampling now). A failed boot is remembered by the pool and reported
+        when its group's turn comes, exactly as without overlap.
+        """
+        from .serving import ServingError
+
+        nxt = next(
+            (g for g in rest if g.spec.engine != "endpoint"
+             and store.missing([k for keys in g.keys.values() for k, _ in keys])),
+            None,
+        )
+        if nxt is None:
+            return []
+        specs = self._replica_specs(nxt)
+        if len(self._replica_specs(current)) + len(specs) > self.config.engine.max_live_servers:
+            return []
+        if all(s.fingerprint in {x.spec.fingerprint for x in pool.live()} for s in specs):
+            return []
+
+        def boot() -> None:
+            for spec in specs:
+                try:
+                    pool.get(spec)
+                except (ServingError, RuntimeError):  # remembered by the pool / pool closed
+                    return
+
+        self.progress(f"servecert: booting {nxt.spec.label} while {current.spec.label} samples")
+        thread = threading.Thread(target=boot, name="servecert-boot-overlap", daemon=True)
+        thread.start()
+        return [thread]
 
     def _boot(self, pool: Any, group: _Group) -> Any:
         """The group's server, or for ``replicas = N`` a replica pool over N booted servers."""
