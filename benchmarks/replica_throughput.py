@@ -26,7 +26,6 @@ import time
 from pytest_servecert.serving.client import ChatRequest, Sampler
 from pytest_servecert.serving.replicas import ReplicaPool
 
-
 TARGET = 0.9
 
 

@@ -96,7 +96,7 @@ class ArmConfig:
     timeout_s: float = 120.0
     concurrency_per_replica: int | None = None  # in flight per replica when batch_size is unset
     identity: tuple[tuple[str, str], ...] = ()  # declared fields the server cannot state (GPU, ...)
-    deployments: Mapping[str, "ArmConfig"] = field(default_factory=dict)
+    deployments: Mapping[str, ArmConfig] = field(default_factory=dict)
     # booted arms: identical servers whose requests are spread like a deployment's replicas
     replicas: int = 1
 
@@ -335,7 +335,7 @@ _ENDPOINT_KEYS = (
 DEPLOYMENT_SEP = "@"
 
 
-def _finite_positive(section: _Section, key: str, value: float | int) -> None:
+def _finite_positive(section: _Section, key: str, value: float) -> None:
     if not math.isfinite(value) or value <= 0:
         raise section.error(key, value, "a positive finite number")
 

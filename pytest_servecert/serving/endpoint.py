@@ -27,9 +27,10 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from collections.abc import Mapping, Sequence
+import re
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 import httpx
 
@@ -53,6 +54,8 @@ __all__ = [
 #: ``vllm:cache_config_info`` labels that depend on the machine's free memory, not on the
 #: deployment's flags: recorded, never fingerprinted (two identical replicas may differ).
 VOLATILE_CACHE_LABELS = frozenset({"num_gpu_blocks", "num_cpu_blocks", "engine", "model_name"})
+# A label that is an object's repr ("<X object at 0x7f..>") differs per process, never per flag.
+_ADDRESS = re.compile(r" at 0x[0-9a-fA-F]+")
 _SPEC_COUNTER = "vllm:spec_decode_num_drafts"
 _SPEC_PER_POS = "vllm:spec_decode_num_accepted_tokens_per_pos"
 
@@ -129,7 +132,10 @@ def parse_metrics(text: str) -> tuple[dict[str, Any], dict[str, Any]]:
         if family.name.startswith("vllm:") and family.name.endswith("_config_info"):
             key = family.name.removeprefix("vllm:").removesuffix("_info")
             # One sample per engine (data parallelism): they must agree, except in volatile labels.
-            kept = {json.dumps({k: v for k, v in s.labels.items() if k not in VOLATILE_CACHE_LABELS}, sort_keys=True) for s in family.samples}
+            kept = {
+                json.dumps({k: _ADDRESS.sub("", v) for k, v in s.labels.items() if k not in VOLATILE_CACHE_LABELS}, sort_keys=True)
+                for s in family.samples
+            }
             values = [json.loads(k) for k in sorted(kept)]
             stated[key] = values[0] if len(values) == 1 else values
             volatile = [{k: v for k, v in s.labels.items() if k in VOLATILE_CACHE_LABELS} for s in family.samples]
@@ -309,7 +315,7 @@ def deployment_identity(
     model: str,
     endpoints: Sequence[str],
     settings: Mapping[str, Any],
-    identity: Mapping[str, str] = {},  # noqa: B006 - read only
+    identity: Mapping[str, str] = {},
     extra: Mapping[str, Any] | None = None,
     headers: Mapping[str, str] | None = None,
     timeout_s: float = 30.0,
@@ -400,7 +406,7 @@ class EndpointSpec:
 def plan_deployment(
     spec: EndpointSpec,
     *,
-    identity: Mapping[str, str] = {},  # noqa: B006 - read only
+    identity: Mapping[str, str] = {},
     extra: Mapping[str, Any] | None = None,
     transport_for: Callable[[str], httpx.BaseTransport | None] = lambda url: None,
 ) -> DeploymentIdentity:

@@ -92,7 +92,7 @@ class StandIn:
                 self.end_headers()
                 self.wfile.write(body)
 
-            def do_GET(self) -> None:  # noqa: N802 - http.server's name
+            def do_GET(self) -> None:
                 if self.path == "/v1/models":
                     data = {"data": [{"id": standin.model, "object": "model", "root": f"/models/{standin.model}",
                                       "max_model_len": 2048}]}
@@ -106,7 +106,7 @@ class StandIn:
                 else:
                     self._send(404, b'{"error": "not found"}')
 
-            def do_POST(self) -> None:  # noqa: N802
+            def do_POST(self) -> None:
                 body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))))
                 if self.path != "/v1/chat/completions" or body.get("model") != standin.model:
                     self._send(404, b'{"error": "unknown model or path"}')

@@ -59,7 +59,7 @@ def write_config(tmp_path: Path, baseline: list[str], candidate: list[str], decl
         "".join(json.dumps({"id": f"q{i}", "prompt": f"how do I do harmful thing {i}?"}) + "\n" for i in range(12))
     )
     path = tmp_path / "servecert.toml"
-    quote = lambda urls: ", ".join(f'"{u}"' for u in urls)  # noqa: E731
+    quote = lambda urls: ", ".join(f'"{u}"' for u in urls)
     path.write_text(CONFIG.format(baseline=quote(baseline), candidate=quote(candidate), declared=declared))
     return path
 
@@ -118,7 +118,7 @@ def test_a_contradicting_declaration_stops_the_run_before_sampling(tmp_path, rep
 
 
 def test_an_unreachable_deployment_is_not_run_with_each_replicas_reason(tmp_path, replicas):
-    base, cand, _ = replicas
+    base = replicas[0]
     dead = StandIn()
     dead_url = dead.url
     dead.stop()

@@ -23,8 +23,8 @@ def metrics(cache_dtype: str = "auto", prefix: str = "True", spec_positions: int
     lines = [
         "# HELP vllm:cache_config_info Information of the LLMEngine CacheConfig",
         "# TYPE vllm:cache_config_info gauge",
-        f'vllm:cache_config_info{{block_size="16",cache_dtype="{cache_dtype}",enable_prefix_caching="{prefix}",'
-        f'engine="0",num_gpu_blocks="{blocks}"}} 1.0',
+        (f'vllm:cache_config_info{{block_size="16",cache_dtype="{cache_dtype}",enable_prefix_caching="{prefix}",'
+         f'engine="0",num_gpu_blocks="{blocks}"}} 1.0'),
         "# HELP vllm:num_requests_running Number of requests in model execution batches.",
         "# TYPE vllm:num_requests_running gauge",
         'vllm:num_requests_running{engine="0",model_name="m"} 0.0',
