@@ -40,6 +40,15 @@ from .judges.base import JudgeItem, JudgeSpec
 from .judges.cohort import Cohort
 from .judges.gate import check_judge_routing
 from .judges.registry import build_judge
+from .serving.scaleout import (  # #17: booted, booted x N, or a deployment's replicas
+    boot_next,
+    endpoint_spec_and_identity,
+    in_flight,
+    open_server,
+    replica_counts,
+    replica_specs,
+    sampler_options,
+)
 from .report.evidence import discordant_examples, judge_agreement, keep_example
 from .store import ResponseKey, Store
 
@@ -257,7 +266,11 @@ class _Runner:
                 if arm.config.is_endpoint:  # #17: a running deployment, probed and verified now
                     key = (arm.name, plan.settings)
                     if key not in groups:
-                        groups[key] = self._endpoint_group(arm, ctx, plan)
+                        label = f"{arm.name}:{','.join(f'{k}={v}' for k, v in plan.settings)}"
+                        spec, stack = endpoint_spec_and_identity(
+                            self.config, arm, ctx, label, self.stack_extra, self.progress
+                        )
+                        groups[key] = _Group(arm=arm, plan=plan, spec=spec, stack=stack)
                 elif key not in groups:
                     spec = ServerSpec(
                         engine=self.config.engine.name,
@@ -298,39 +311,6 @@ class _Runner:
                 group.keys[ctx.label] = keys
         return list(groups.values())
 
-    def _endpoint_group(self, arm: ArmPlan, ctx: Context, plan: Any) -> _Group:
-        """The group of one deployment of an endpoint arm: its spec and verified identity."""
-        from .config import SERVER_AXES, server_levels_label
-        from .serving.endpoint import DeploymentMismatchError, EndpointSpec, plan_deployment
-
-        center = {axis: levels[0] for axis, levels in self.config.design.axes.items()}
-        levels = server_levels_label(dict(ctx.levels), center)
-        deployment = arm.config.deployments[levels] if levels else arm.config
-        declared = {k: v for k, v in {**arm.config.settings, **ctx.server_levels}.items() if k in SERVER_AXES}
-        spec = EndpointSpec(
-            arm=deployment.name, model=deployment.model or "", endpoints=deployment.endpoints,
-            settings=tuple(sorted(declared.items())), instance="aa" if arm.role == "aa" else "",
-            label=f"{arm.name}:{','.join(f'{k}={v}' for k, v in plan.settings)}",
-            api_key_env=deployment.api_key_env, headers_env=deployment.headers_env, timeout_s=deployment.timeout_s,
-        )
-        extra: dict[str, Any] = {}
-        if self.stack_extra is not None:
-            self.stack_extra(arm.name, extra)
-        self.progress(f"servecert: asking {len(spec.endpoints)} replica(s) of {spec.label} what they run")
-        try:
-            stack = plan_deployment(spec, identity=dict(deployment.identity), extra=extra)
-        except DeploymentMismatchError as exc:  # certifying the wrong deployment: stop before sampling
-            raise DeploymentMismatchError(f"{self.config.path}: {exc}") from None
-        return _Group(arm=arm, plan=plan, spec=spec, stack=stack)
-
-    def _open_deployment(self, group: _Group) -> Any:
-        """A replica pool for an endpoint group, or ``None`` (NOT RUN) when no replica answered."""
-        from .serving.replicas import ReplicaPool
-
-        if not group.stack.reachable:
-            return None
-        return ReplicaPool.for_deployment(group.spec, group.stack)
-
     # -- sample --------------------------------------------------------------------------------
 
     def sample(self, groups: list[_Group], store: Store, run_id: str) -> tuple[list[ServerRecord], dict]:
@@ -360,14 +340,7 @@ class _Runner:
                 self.progress(f"servecert: starting {group.spec.label} ({n_missing} requests to send)")
                 try:
                     with self.timer.phase("server start"):
-                        if group.spec.engine == "endpoint":
-                            server = self._open_deployment(group)
-                            if server is None:
-                                raise ServerStartError(
-                                    f"no replica answered: {group.stack.unreachable_reason}", label=group.spec.label
-                                )
-                        else:
-                            server = self._boot(pool, group)
+                        server = open_server(pool, group, engine.devices)
                 except ServerStartError as exc:
                     reason = exc.reason or str(exc).splitlines()[0]
                     store.record_server_failure(
@@ -380,13 +353,13 @@ class _Runner:
                     records.append(self._record(group, "NOT RUN", reason))
                     continue
                 if engine.overlap_boots:
-                    prefetches += self._boot_next(pool, group, groups[index + 1 :], store)
+                    prefetches += boot_next(
+                        pool, group, groups[index + 1 :],
+                        lambda g: bool(store.missing([k for keys in g.keys.values() for k, _ in keys])),
+                        max_live=engine.max_live_servers, devices=engine.devices, progress=self.progress,
+                    )
                 sent = 0
-                pooled = hasattr(server, "transport")  # a replica pool (#17): deployed, or replicas = N
-                sampler = Sampler(
-                    server.base_url, server.served_model_name,
-                    **({"transport": server.transport, "timeout": getattr(group.spec, "timeout_s", 120.0)} if pooled else {}),
-                )
+                sampler = Sampler(server.base_url, server.served_model_name, **sampler_options(server, group))
                 for ctx in group.contexts:
                     todo = missing[ctx.label]
                     if not todo:
@@ -413,7 +386,7 @@ class _Runner:
                         flushed = time.monotonic()
                         try:
                             for result in sampler.iter_sample(
-                                requests, concurrency=self._width(group, ctx, server), health_check=server.check_alive
+                                requests, concurrency=in_flight(group, ctx, server), health_check=server.check_alive
                             ):
                                 batch.append((by_fp[result.key], result))
                                 # one transaction per 64 answers or per second, whichever first:
@@ -448,87 +421,18 @@ class _Runner:
                         )
                 self.sent += sent
                 if (died_server := not server.alive()) and group.spec.engine != "endpoint":
-                    for spec in self._replica_specs(group):
+                    for spec in replica_specs(group, engine.devices):
                         pool.stop(spec)  # a later group or run boots a fresh one
                 records.append(self._record(
                     group, "died" if died_server else "served",
                     start_s=getattr(server, "start_seconds", None), sent=sent,
-                    replicas=tuple(server.counts()) if pooled else (),
+                    replicas=replica_counts(server),
                 ))
             for thread in prefetches:
                 thread.join()  # a boot nobody waited for still counts
             self.boots = pool.boots
             self.failed_boots = pool.failed_boots
         return records, not_run
-
-    def _replica_specs(self, group: _Group) -> list[Any]:
-        """``replicas = N`` (#17): N identical servers of the group's spec, each with its own
-        port and, given ``[engine] devices``, its own ``CUDA_VISIBLE_DEVICES`` (neither is part
-        of the stack identity, so all N key the same answers)."""
-        n = group.arm.config.replicas
-        if n == 1:
-            return [group.spec]
-        devices = self.config.engine.devices
-        return [
-            replace(group.spec, label=f"{group.spec.label}#{i}", env=(
-                *group.spec.env, ("SERVECERT_REPLICA", str(i)),
-                *((("CUDA_VISIBLE_DEVICES", devices[i]),) if devices else ()),
-            ))
-            for i in range(n)
-        ]
-
-    def _boot_next(self, pool: Any, current: _Group, rest: Sequence[_Group], store: Store) -> list[threading.Thread]:
-        """Boot overlap (#17): while ``current`` samples, boot the next server that has work.
-
-        Only when both fit in ``max_live_servers`` (the pool evicts the least recently used,
-        never the server sampling now). A failed boot is remembered by the pool and reported
-        when its group's turn comes, exactly as without overlap.
-        """
-        from .serving import ServingError
-
-        nxt = next(
-            (g for g in rest if g.spec.engine != "endpoint"
-             and store.missing([k for keys in g.keys.values() for k, _ in keys])),
-            None,
-        )
-        if nxt is None:
-            return []
-        specs = self._replica_specs(nxt)
-        if len(self._replica_specs(current)) + len(specs) > self.config.engine.max_live_servers:
-            return []
-        if all(s.fingerprint in {x.spec.fingerprint for x in pool.live()} for s in specs):
-            return []
-
-        def boot() -> None:
-            for spec in specs:
-                try:
-                    pool.get(spec)
-                except (ServingError, RuntimeError):  # remembered by the pool / pool closed
-                    return
-
-        self.progress(f"servecert: booting {nxt.spec.label} while {current.spec.label} samples")
-        thread = threading.Thread(target=boot, name="servecert-boot-overlap", daemon=True)
-        thread.start()
-        return [thread]
-
-    def _boot(self, pool: Any, group: _Group) -> Any:
-        """The group's server, or for ``replicas = N`` a replica pool over N booted servers."""
-        specs = self._replica_specs(group)
-        if len(specs) == 1:
-            return pool.get(group.spec)
-        from .serving.replicas import ReplicaPool
-
-        servers = [pool.get(spec) for spec in specs]
-        replicas = ReplicaPool(group.spec.label, [s.base_url for s in servers], model=servers[0].served_model_name)
-        replicas.start_seconds = sum(s.start_seconds or 0.0 for s in servers)
-        return replicas
-
-    @staticmethod
-    def _width(group: _Group, ctx: Context, server: Any) -> int:
-        """Requests in flight: the batch_size axis; over replicas, that many per replica (#17)."""
-        if not hasattr(server, "concurrency_for"):
-            return ctx.batch_size
-        return server.concurrency_for(ctx.get("batch_size") or group.arm.config.concurrency_per_replica or 1)
 
     def _record(self, group: _Group, status: str, reason: str = "", start_s: float | None = None, sent: int = 0,
                 replicas: tuple = ()) -> ServerRecord:
