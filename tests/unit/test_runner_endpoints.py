@@ -15,7 +15,7 @@ import pytest
 
 from pytest_servecert.claims.cells import CellStatus
 from pytest_servecert.config import load_config
-from pytest_servecert.report.certificate import certificate_dict
+from pytest_servecert.report.certificate import certificate_dict, validate
 from pytest_servecert.runner import certify
 from pytest_servecert.serving.endpoint import DeploymentMismatchError
 from pytest_servecert.serving.standin import StandIn
@@ -89,6 +89,7 @@ def test_endpoint_arms_certify_and_resume(tmp_path, replicas):
     assert all(c.status is not CellStatus.NOT_RUN for c in cells)
     assert all(c.b == c.c == 0 for c in cells)  # a stand-in answers by prompt: the arms agree
     cert = certificate_dict(run)
+    validate(cert)  # the schema knows the replicas
     (server,) = next(a for a in cert["arms"] if a["name"] == "candidate")["servers"]
     assert sorted(r["url"] for r in server["replicas"]) == sorted([cand1.url, cand2.url])
     assert sum(r["answered"] for r in server["replicas"]) == 24
