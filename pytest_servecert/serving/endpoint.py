@@ -53,7 +53,10 @@ __all__ = [
 
 #: ``vllm:cache_config_info`` labels that depend on the machine's free memory, not on the
 #: deployment's flags: recorded, never fingerprinted (two identical replicas may differ).
-VOLATILE_CACHE_LABELS = frozenset({"num_gpu_blocks", "num_cpu_blocks", "engine", "model_name"})
+VOLATILE_CACHE_LABELS = frozenset({
+    "num_gpu_blocks", "num_cpu_blocks", "kv_cache_size_tokens", "kv_cache_max_concurrency",  # sizes
+    "engine", "model_name",  # which engine of a data-parallel server, not what it runs
+})
 # A label that is an object's repr ("<X object at 0x7f..>") differs per process, never per flag.
 _ADDRESS = re.compile(r" at 0x[0-9a-fA-F]+")
 _SPEC_COUNTER = "vllm:spec_decode_num_drafts"
