@@ -26,7 +26,7 @@ from pytest_servecert.report.certificate import certificate_dict
 from pytest_servecert.runner import certify
 from pytest_servecert.serving import ServerSpec, VLLMServer
 from pytest_servecert.serving import engine as engine_module
-from pytest_servecert.serving.endpoint import DeploymentMismatchError
+from pytest_servecert.serving.endpoint import DeploymentMismatchError, deployment_identity
 
 pytestmark = [pytest.mark.integration, pytest.mark.xdist_group("vllm")]
 
@@ -213,3 +213,22 @@ def test_a_redeployed_endpoint_is_sampled_again(tmp_path, battery_dir, deploymen
         assert stacks["candidate"] != next(s.stack_fingerprint for s in before.servers if s.arm == "candidate")
     finally:
         second.stop()
+
+
+def test_speculative_decoding_is_read_from_the_metrics_of_a_real_server(target_model):
+    """vLLM 0.32 creates the vllm:spec_decode_* counters only with --speculative-config, with one
+    ..._num_accepted_tokens_per_pos position per speculative token (before any request)."""
+    spec = {"method": "ngram", "num_speculative_tokens": 3, "prompt_lookup_max": 3}
+    server = start(target_model, "--speculative-config", json.dumps(spec), label="deployed-ngram")
+    try:
+        url = f"{server.base_url}/v1"
+        ident = deployment_identity("ngram", model="servecert-tiny", endpoints=[url], settings={"speculative": spec})
+        assert ident.stated["speculative"] == {"enabled": True, "num_speculative_tokens": 3}
+        assert ident.declared_only == ("speculative.method", "speculative.prompt_lookup_max")
+        with pytest.raises(DeploymentMismatchError, match="speculative = 'off' is declared"):
+            deployment_identity("ngram", model="servecert-tiny", endpoints=[url], settings={"speculative": "off"})
+        with pytest.raises(DeploymentMismatchError, match="reports 3 draft positions"):
+            deployment_identity("ngram", model="servecert-tiny", endpoints=[url],
+                                settings={"speculative": {**spec, "num_speculative_tokens": 2}})
+    finally:
+        server.stop()
