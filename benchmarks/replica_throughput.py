@@ -18,6 +18,7 @@ Usage::
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import subprocess
 import sys
@@ -39,21 +40,22 @@ def start_standins(n: int, latency: float) -> tuple[list[subprocess.Popen[str]],
     return procs, [p.stdout.readline().strip() for p in procs]  # type: ignore[union-attr]
 
 
-def responses_per_s(n: int, *, latency: float, requests: int, per_replica: int) -> float:
+def responses_per_s(n: int, *, latency: float, requests: int, per_replica: int) -> tuple[float, float]:
+    """(responses/s, client CPU ms per response)."""
     procs, urls = start_standins(n, latency)
     try:
         pool = ReplicaPool("bench", urls, model="standin")
         sampler = Sampler(pool.base_url, pool.served_model_name, transport=pool.transport, progress=False)
         reqs = [ChatRequest(key=f"k{i}", prompt=f"prompt {i}", max_tokens=8) for i in range(requests)]
-        t0 = time.perf_counter()
+        t0, cpu0 = time.perf_counter(), time.process_time()
         results = sampler.sample_sync(reqs, concurrency=pool.concurrency_for(per_replica))
-        elapsed = time.perf_counter() - t0
+        elapsed, cpu = time.perf_counter() - t0, time.process_time() - cpu0
         failed = [r.error for r in results if not r.ok]
         if failed:
             raise SystemExit(f"{len(failed)} requests failed, e.g. {failed[0]}")
         if sum(c["answered"] for c in pool.counts()) != requests:
             raise SystemExit(f"per-replica counts do not add up: {pool.counts()}")
-        return requests / elapsed
+        return requests / elapsed, 1000 * cpu / requests
     finally:
         for proc in procs:
             proc.terminate()
@@ -68,23 +70,24 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--replicas", type=int, nargs="+", default=[1, 2, 4, 8])
     args = parser.parse_args()
-    rates = {
-        n: statistics.median(
-            responses_per_s(n, latency=args.latency, requests=args.requests, per_replica=args.per_replica)
-            for _ in range(args.repeats)
-        )
+    runs = {
+        n: [responses_per_s(n, latency=args.latency, requests=args.requests, per_replica=args.per_replica)
+            for _ in range(args.repeats)]
         for n in args.replicas
     }
+    rates = {n: statistics.median(r for r, _ in got) for n, got in runs.items()}
+    cpu_ms = {n: statistics.median(c for _, c in got) for n, got in runs.items()}
     single = rates[args.replicas[0]] / args.replicas[0]
     print(f"latency {args.latency * 1000:.0f} ms, {args.per_replica} in flight per replica, "
           f"{args.requests} requests per run, median of {args.repeats}")
-    print(f"{'replicas':>8} {'responses/s':>12} {'ratio to N x single':>20}  target >= {TARGET}")
+    print(f"{'replicas':>8} {'responses/s':>12} {'ratio to N x single':>20} {'client CPU ms/resp':>19}"
+          f"  target >= {TARGET}")
     ok = True
     for n, rate in rates.items():
         ratio = rate / (n * single)
         ok &= ratio >= TARGET
-        print(f"{n:>8} {rate:>12.1f} {ratio:>20.2f}")
-    print("PASS" if ok else "BELOW TARGET")
+        print(f"{n:>8} {rate:>12.1f} {ratio:>20.2f} {cpu_ms[n]:>19.1f}")
+    print("PASS" if ok else "BELOW TARGET", f"(load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs)")
 
 
 if __name__ == "__main__":
