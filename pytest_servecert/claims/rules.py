@@ -1,4 +1,4 @@
-"""Verdict rules of layers 1–4, and the inheritance gates between layers (DESIGN §7).
+"""Verdict rules of layers 1–4, and the inheritance gates between layers (README "Claims").
 
 Each rule is a pure function from measured statistics (the result objects of
 :mod:`pytest_servecert.stats`, or plain numbers) to a :class:`~.model.ClaimResult`. Thresholds
