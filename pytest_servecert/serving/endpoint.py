@@ -35,7 +35,7 @@ from typing import Any
 import httpx
 
 from ..config import ConfigError
-from .stack import _canonical_extra
+from .stack import canonical_extra
 
 __all__ = [
     "DeploymentIdentity",
@@ -361,7 +361,7 @@ def deployment_identity(
         declared={k: v for k, v in sorted(declared.items())},
         declared_only=tuple(declared_only),
         identity=dict(identity),
-        extra=dict(_canonical_extra(extra or {})),  # refuses secret-looking keys
+        extra=dict(canonical_extra(extra or {})),  # refuses secret-looking keys
         replicas=replicas,
     )
 

@@ -34,6 +34,7 @@ from typing import Any
 
 import httpx
 
+from ..errors import ServecertError
 from .endpoint import is_loopback_url, replica_root
 from .engine import ServerDiedError
 
@@ -46,8 +47,11 @@ _HOP_HEADERS = frozenset({"content-encoding", "content-length", "transfer-encodi
 _DEAD = (httpx.ConnectError, httpx.ConnectTimeout, httpx.RemoteProtocolError, httpx.ReadError, httpx.WriteError)
 
 
-class NoReplicaError(httpx.TransportError):
-    """No replica of the deployment can take the request (the message has each one's reason)."""
+class NoReplicaError(ServecertError, httpx.TransportError):
+    """No replica of the deployment can take the request (the message has each one's reason).
+
+    An ``httpx.TransportError`` too, so the Sampler treats it as a failed attempt and asks the
+    pool's health check, which ends the context with the same reasons."""
 
 
 @dataclass
