@@ -17,9 +17,10 @@ import math
 import os
 import re
 import tomllib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Mapping
+from urllib.parse import urlsplit
 
 from .claims.model import DEFAULT_MAX_UNJUDGEABLE_RATE
 from .errors import ServecertError
@@ -44,10 +45,11 @@ class ConfigError(ServecertError, ValueError):
 
 @dataclass(frozen=True)
 class ModelConfig:
-    """The model under certification. ``path`` is a directory or ``embedded:<kind>``."""
+    """The model under certification. ``path`` is a directory or ``embedded:<kind>``; ``None``
+    when every arm is an endpoint arm and no path was given (the servers state the model)."""
 
     name: str
-    path: str
+    path: str | None
     family: str
     parameters: int | None = None  # None: read from the model's config/weights
 
@@ -61,16 +63,42 @@ class EngineConfig:
     args: tuple[str, ...] = ()
     env: tuple[tuple[str, str], ...] = ()
     max_live_servers: int = 2
+    #: ``CUDA_VISIBLE_DEVICES`` per replica of an arm with ``replicas = N`` (replica i gets item i).
+    devices: tuple[str, ...] = ()
+    #: Boot the next server of the plan while the current one samples (within max_live_servers).
+    overlap_boots: bool = False  # unmeasured on the main job yet (README "Performance")
 
 
 @dataclass(frozen=True)
 class ArmConfig:
-    """One serving configuration: axis settings fixed for the arm plus extra flags/env."""
+    """One serving configuration: axis settings fixed for the arm plus extra flags/env.
+
+    An *endpoint arm* (``endpoints`` non-empty) boots nothing: it names the replicas of a
+    running deployment. Its server axes in ``settings`` are *declared* (and verified against
+    what the servers state, ``serving/endpoint.py``); ``deployments`` maps a design's
+    server-axis levels (``"prefix_caching=on"``) to the arm that serves them
+    (``[arms."baseline@prefix_caching=on"]``).
+    """
 
     name: str
     settings: Mapping[str, Any] = field(default_factory=dict)
     args: tuple[str, ...] = ()
     env: tuple[tuple[str, str], ...] = ()
+    # endpoint arms
+    endpoints: tuple[str, ...] = ()
+    model: str | None = None  # the served model name clients ask for
+    api_key_env: str | None = None  # NAME of the environment variable with the bearer token
+    headers_env: tuple[tuple[str, str], ...] = ()  # header -> NAME of the env var with its value
+    timeout_s: float = 120.0
+    concurrency_per_replica: int | None = None  # in flight per replica when batch_size is unset
+    identity: tuple[tuple[str, str], ...] = ()  # declared fields the server cannot state (GPU, ...)
+    deployments: Mapping[str, ArmConfig] = field(default_factory=dict)
+    # booted arms: identical servers whose requests are spread like a deployment's replicas
+    replicas: int = 1
+
+    @property
+    def is_endpoint(self) -> bool:
+        return bool(self.endpoints)
 
 
 @dataclass(frozen=True)
@@ -188,6 +216,8 @@ class ServecertConfig:
     raw: Mapping[str, Any] = field(default_factory=dict, repr=False)
     gate: GateConfig = GateConfig()
     lock_timeout_s: float = 3600.0  # how long a run waits for another run on the same store
+    #: ``[arms] allow_external``: adversarial batteries may go to non-loopback endpoints.
+    allow_external_endpoints: bool = False
 
     @property
     def arms(self) -> tuple[ArmConfig, ...]:
@@ -337,6 +367,96 @@ def _check_engine_axes(
                 )
 
 
+_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_HEADER_NAME = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
+# Keys only an endpoint arm (or a deployment of one) may set.
+_ENDPOINT_KEYS = (
+    "endpoints", "model", "api_key_env", "headers_env", "timeout_s", "concurrency_per_replica",
+    "identity",
+)
+#: The separator between an arm and the server-axis levels one of its deployments serves.
+DEPLOYMENT_SEP = "@"
+
+
+def _finite_positive(section: _Section, key: str, value: float) -> None:
+    if not math.isfinite(value) or value <= 0:
+        raise section.error(key, value, "a positive finite number")
+
+
+def _env_name(section: _Section, key: str, value: Any) -> str:
+    """The NAME of an environment variable, which must be set (its value is never shown)."""
+    if not isinstance(value, str) or not _ENV_NAME.match(value):
+        raise section.error(key, value, "the NAME of an environment variable")
+    if not os.environ.get(value):
+        raise section.error(key, value, f"an environment variable that is set (${value} is empty or unset)")
+    return value
+
+
+def _endpoint_url(section: _Section, url: Any) -> str:
+    """``http(s)://host[:port][/prefix]/v1``; credentials belong in api_key_env, never in a URL."""
+    if not isinstance(url, str):
+        raise section.error("endpoints", url, 'a list of URLs such as "http://10.0.0.5:8000/v1"')
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - raises on a bad port
+    except ValueError:
+        raise section.error("endpoints", url, 'a URL such as "http://10.0.0.5:8000/v1"') from None
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise section.error("endpoints", url, 'an http(s) URL such as "http://10.0.0.5:8000/v1"')
+    if parts.username or parts.password:
+        raise ConfigError(
+            f"{section.path}: [{section.name}] endpoints: a URL holds credentials; put the key in "
+            "an environment variable and name it in api_key_env"
+        )
+    if parts.query or parts.fragment:
+        raise section.error("endpoints", url, "a URL without query or fragment")
+    return url.rstrip("/")
+
+
+def _endpoint_fields(section: _Section, inherited: ArmConfig | None = None) -> dict[str, Any]:
+    """The endpoint keys of an arm table (a deployment inherits all but ``endpoints``)."""
+    out: dict[str, Any] = {}
+    urls = section.get("endpoints", [], list, 'a list of URLs such as "http://10.0.0.5:8000/v1"')
+    out["endpoints"] = tuple(_endpoint_url(section, u) for u in urls)
+    if "endpoints" in section.data and not out["endpoints"]:
+        raise section.error("endpoints", [], "at least one URL")
+    if len(set(out["endpoints"])) != len(out["endpoints"]):
+        raise section.error("endpoints", urls, "distinct URLs")
+    out["model"] = section.get("model", None, str, "the served model name (GET /v1/models)")
+    key_env = section.get("api_key_env", None, str, "the NAME of an environment variable")
+    out["api_key_env"] = _env_name(section, "api_key_env", key_env) if key_env is not None else None
+    headers = section.get("headers_env", {}, dict, 'a table of "Header-Name" = "ENV_VAR_NAME"')
+    for header, name in headers.items():
+        if not _HEADER_NAME.match(header):
+            raise section.error("headers_env", headers, 'a table of "Header-Name" = "ENV_VAR_NAME"')
+        _env_name(section, "headers_env", name)
+    out["headers_env"] = tuple(sorted(headers.items()))
+    timeout = section.get("timeout_s", 120.0, (int, float), "seconds per request")
+    _finite_positive(section, "timeout_s", timeout)
+    out["timeout_s"] = float(timeout)
+    width = section.get("concurrency_per_replica", None, int, "an integer >= 1")
+    if width is not None and width < 1:
+        raise section.error("concurrency_per_replica", width, "an integer >= 1")
+    out["concurrency_per_replica"] = width
+    identity = section.get("identity", {}, dict, 'a table of declared fields, e.g. { gpu = "H100" }')
+    from .serving.stack import looks_secret  # one definition of "looks like a secret"
+
+    for key, value in identity.items():
+        if looks_secret(key):
+            raise section.error("identity", key, "no secret-looking keys (secrets are never recorded)")
+        if not isinstance(value, (str, int, float, bool)) or (isinstance(value, float) and not math.isfinite(value)):
+            raise section.error("identity", identity, "a table of strings, numbers or booleans")
+    out["identity"] = tuple(sorted((k, str(v)) for k, v in identity.items()))
+    if inherited is not None:
+        # A deployment of an arm: same model, key and limits; its own replicas and identity.
+        for key in _ENDPOINT_KEYS:
+            if key not in ("endpoints", "identity") and key in section.data:
+                raise section.error(key, section.data[key], f"no {key} here: a deployment inherits it from [arms.{inherited.name}]")
+        out = {**{k: getattr(inherited, k) for k in _ENDPOINT_KEYS}, "endpoints": out["endpoints"],
+               "identity": tuple(sorted((dict(inherited.identity) | dict(out["identity"])).items()))}
+    return out
+
+
 def _arm(section: _Section, name: str) -> ArmConfig:
     settings: dict[str, Any] = {}
     for axis in AXES:
@@ -344,9 +464,95 @@ def _arm(section: _Section, name: str) -> ArmConfig:
             section.used.add(axis)
             _check_axis_value(section, axis, section.data[axis])
             settings[axis] = section.data[axis]
-    arm = ArmConfig(name=name, settings=settings, args=section.str_list("args"), env=section.env())
+    endpoint = _endpoint_fields(section)
+    replicas = section.get("replicas", 1, int, "an integer >= 1 (identical servers booted for this arm)")
+    if replicas < 1:
+        raise section.error("replicas", replicas, "an integer >= 1 (identical servers booted for this arm)")
+    arm = ArmConfig(name=name, settings=settings, args=section.str_list("args"), env=section.env(),
+                    replicas=replicas, **endpoint)
+    if arm.is_endpoint:
+        if "replicas" in section.data:
+            raise section.error("replicas", replicas, "no replicas on an endpoint arm: list every replica in endpoints")
+        if arm.model is None:
+            raise section.error("model", None, "the served model name of the deployment (GET /v1/models)")
+        for key in ("args", "env"):
+            if section.data.get(key):
+                raise section.error(key, section.data[key], f"no {key}: an endpoint arm boots nothing")
+    else:
+        given = [k for k in _ENDPOINT_KEYS if k in section.data]
+        if given:
+            raise section.error(given[0], section.data[given[0]], "endpoints = [...] first: only an endpoint arm takes it")
     section.check_unknown()
     return arm
+
+
+def _deployment(section: _Section, base: ArmConfig, levels: str) -> ArmConfig:
+    """``[arms."<arm>@<axis>=<level>,..."]``: the deployment serving those server-axis levels."""
+    section.used.add("endpoints")
+    if not section.data.get("endpoints"):
+        raise section.error("endpoints", section.data.get("endpoints"), "the URLs of the deployment serving " + levels)
+    for key in section.data:
+        if key in AXES:
+            raise section.error(key, section.data[key], f"no axis here: the name says which levels it serves ({levels})")
+    fields = _endpoint_fields(section, inherited=base)
+    section.check_unknown()
+    return replace(base, name=f"{base.name}{DEPLOYMENT_SEP}{levels}", deployments={}, **fields)
+
+
+def server_levels_label(levels: Mapping[str, Any], center: Mapping[str, Any]) -> str:
+    """``"prefix_caching=on"``: the server-axis levels that differ from the design's center.
+
+    The name of the deployment an endpoint arm needs for a context (``""`` for the center).
+    """
+    from .design import format_level
+
+    return ",".join(
+        f"{axis}={format_level(axis, value)}"
+        for axis, value in levels.items()
+        if axis in SERVER_AXES and repr(value) != repr(center.get(axis))
+    )
+
+
+def _check_deployments(path: Path, arms: list[ArmConfig], design: DesignConfig) -> None:
+    """Every server-axis level a design asks of an endpoint arm needs a listed deployment."""
+    from .design import contexts
+
+    center = {axis: levels[0] for axis, levels in design.axes.items()}
+    for arm in arms:
+        if not arm.is_endpoint:
+            continue
+        needed = {server_levels_label(dict(c.levels), center) for c in contexts(design)} - {""}
+        for label in sorted(needed):
+            if label not in arm.deployments:
+                raise ConfigError(
+                    f"{path}: [arms.{arm.name}] is a deployment (endpoints) whose server axes are "
+                    f"fixed; the design needs {label}, served by the arm "
+                    f'[arms."{arm.name}{DEPLOYMENT_SEP}{label}"] (endpoints = [...]), which is not listed'
+                )
+        for label in sorted(set(arm.deployments) - needed):
+            raise ConfigError(
+                f'{path}: [arms."{arm.name}{DEPLOYMENT_SEP}{label}"]: the design never needs {label}; '
+                f"expected one of: {', '.join(sorted(needed)) or 'none (the design varies no server axis)'}"
+            )
+
+
+def _check_external_endpoints(path: Path, arms: list[ArmConfig], batteries: BatteriesConfig, allow: bool) -> None:
+    """Adversarial prompts reach a non-loopback deployment only with [arms] allow_external = true."""
+    from .judges.gate import is_loopback_endpoint
+
+    if allow:
+        return
+    benign = {c.id for c in batteries.custom if not c.harmful}
+    adversarial = [b for b in batteries.use if b not in benign]  # a plain id counts as adversarial
+    for arm in arms:
+        for dep in (arm, *arm.deployments.values()):
+            for url in dep.endpoints:
+                if adversarial and not is_loopback_endpoint(url):
+                    raise ConfigError(
+                        f"{path}: [arms.{dep.name}] endpoints: {urlsplit(url).hostname} is not on loopback "
+                        f"and battery {adversarial[0]!r} is adversarial: its prompts may not leave this "
+                        "machine; set [arms] allow_external = true to allow it"
+                    )
 
 
 def load_config(path: str | Path) -> ServecertConfig:
@@ -361,6 +567,16 @@ def load_config(path: str | Path) -> ServecertConfig:
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: not valid TOML: {exc}") from None
     return parse_config_reporting_all(raw, path)
+
+
+def _follows_from(error: ConfigError, dropped: set[tuple[tuple[str, ...], str]]) -> bool:
+    """Whether ``error`` only restates that a key dropped from its own table is gone."""
+    if error.location is None:
+        return False
+    _, found, expected = str(error).rpartition(": expected ")
+    return bool(found) and any(
+        error.location[0] == table and f"{key} = " in expected for table, key in dropped
+    )
 
 
 def parse_config_reporting_all(raw: Mapping[str, Any], path: Path) -> ServecertConfig:
@@ -382,8 +598,9 @@ def parse_config_reporting_all(raw: Mapping[str, Any], path: Path) -> ServecertC
             partial = parse_config(trial, path)
             break
         except ConfigError as exc:
-            # a required key that was dropped now reports itself missing: a consequence
-            if str(exc) in problems or exc.location in dropped:
+            # a required key that was dropped now reports itself missing, or a key of the same
+            # table asks for the dropped one ("expected endpoints = [...] first"): consequences
+            if str(exc) in problems or exc.location in dropped or _follows_from(exc, dropped):
                 break
             problems.append(str(exc))
             error = exc
@@ -430,6 +647,8 @@ def parse_config(raw: Mapping[str, Any], path: Path) -> ServecertConfig:
         args=e.str_list("args"),
         env=e.env(),
         max_live_servers=e.get("max_live_servers", 2, int, "an integer >= 1"),
+        devices=e.str_list("devices"),
+        overlap_boots=e.get("overlap_boots", False, bool, "true or false"),
     )
     from .serving.engine import ENGINE_CAPABILITIES  # the engine registry's table
 
@@ -440,16 +659,33 @@ def parse_config(raw: Mapping[str, Any], path: Path) -> ServecertConfig:
     e.check_unknown()
 
     arms_section = top.sub("arms")
+    allow_external = arms_section.get("allow_external", False, bool, "true or false")
     if "baseline" not in arms_section.data:
         raise ConfigError(f"{path}: [arms.baseline] is missing: expected a baseline arm table")
-    for name in arms_section.data:
-        if not ARM_NAME.match(name) or name.endswith("~aa"):
+    names = [n for n in arms_section.data if n != "allow_external"]
+    for name in names:
+        arm_name = name.partition(DEPLOYMENT_SEP)[0]
+        if not ARM_NAME.match(arm_name) or arm_name.endswith("~aa"):
             raise ConfigError(
-                f"{path}: [arms.{name}]: arm name {name!r}: expected letters, digits, '_', '.' or "
-                "'-' (starting with a letter or digit); '~', ':', '/', ',' and spaces are reserved "
-                "for generated names such as 'baseline~aa' and result ids"
+                f"{path}: [arms.{name}]: arm name {arm_name!r}: expected letters, digits, '_', '.' "
+                "or '-' (starting with a letter or digit); '~', ':', '/', ',' and spaces are "
+                "reserved for generated names such as 'baseline~aa' and result ids"
             )
-    arms = [_arm(arms_section.sub(name), name) for name in arms_section.data]
+    arms = [_arm(arms_section.sub(name), name) for name in names if DEPLOYMENT_SEP not in name]
+    by_name = {a.name: a for a in arms}
+    for name in names:
+        if DEPLOYMENT_SEP not in name:
+            continue
+        base_name, _, levels = name.partition(DEPLOYMENT_SEP)
+        base_arm = by_name.get(base_name)
+        if base_arm is None or not base_arm.is_endpoint:
+            raise ConfigError(
+                f'{path}: [arms."{name}"]: expected a deployment of an endpoint arm [arms.{base_name}] '
+                "(the name is <arm>@<axis>=<level>)"
+            )
+        dep = _deployment(arms_section.sub(name), base_arm, levels)
+        by_name[base_name] = base_arm = replace(base_arm, deployments={**base_arm.deployments, levels: dep})
+    arms = [by_name[a.name] for a in arms]
     baseline = next(a for a in arms if a.name == "baseline")
     candidates = tuple(a for a in arms if a.name != "baseline")
     if not candidates:
@@ -474,7 +710,30 @@ def parse_config(raw: Mapping[str, Any], path: Path) -> ServecertConfig:
                 "an arm may only fix axes the design does not vary"
             )
     design = DesignConfig(kind=kind, axes=axes)
-    _check_engine_axes(path, engine.name, arms, axes)
+    booted = [a for a in arms if not a.is_endpoint]
+    if booted:  # an endpoint arm's server axes are declared, not expressed by an engine
+        _check_engine_axes(path, engine.name, booted, axes)
+    _check_deployments(path, arms, design)
+    for arm in booted:
+        if arm.replicas > engine.max_live_servers:
+            raise ConfigError(
+                f"{path}: [arms.{arm.name}] replicas = {arm.replicas}: expected at most [engine] "
+                f"max_live_servers = {engine.max_live_servers} (all replicas run at once)"
+            )
+        if engine.devices and arm.replicas > len(engine.devices):
+            raise ConfigError(
+                f"{path}: [arms.{arm.name}] replicas = {arm.replicas}: expected at most one replica per "
+                f"[engine] devices entry ({len(engine.devices)} given)"
+            )
+    for arm in arms:
+        if arm.concurrency_per_replica is not None and "batch_size" in axes:
+            raise ConfigError(
+                f"{path}: [arms.{arm.name}] concurrency_per_replica = {arm.concurrency_per_replica}: the design "
+                "varies batch_size, which sets the requests in flight per replica; remove one of them"
+            )
+    if "path" not in m.data and not booted:
+        # Every arm is a deployment: the model's identity comes from the servers themselves.
+        model = replace(model, path=None)
 
     s = top.sub("sampling")
     sampling = SamplingConfig(
@@ -640,6 +899,7 @@ def parse_config(raw: Mapping[str, Any], path: Path) -> ServecertConfig:
     c.check_unknown()
 
     gate = _gate(top.sub("gate"))
+    _check_external_endpoints(path, arms, batteries, allow_external)
 
     # Keys such as [gates] are read by the layer-2 config lint, so they are allowed here.
     top.used.add("gates")
@@ -661,6 +921,7 @@ def parse_config(raw: Mapping[str, Any], path: Path) -> ServecertConfig:
         raw=raw,
         gate=gate,
         lock_timeout_s=lock_timeout_s,
+        allow_external_endpoints=allow_external,
     )
 
 

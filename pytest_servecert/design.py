@@ -169,11 +169,16 @@ def server_plan(
 ) -> ServerPlan:
     settings = {**arm.config.settings, **context.server_levels}
     settings = {k: v for k, v in settings.items() if k in SERVER_AXES}
-    to_args = ENGINE_AXIS_ARGS.get(config.engine.name)
-    if to_args is None:
-        raise ValueError(f"engine {config.engine.name!r} has no axis mapping")
-    args = (*config.engine.args, *to_args(settings, resolve_model), *arm.config.args)
-    env = dict(config.engine.env) | dict(arm.config.env)
+    if arm.config.is_endpoint:
+        # A running deployment: its server axes are declared (and verified), never set.
+        args: tuple[str, ...] = ()
+        env: dict[str, str] = {}
+    else:
+        to_args = ENGINE_AXIS_ARGS.get(config.engine.name)
+        if to_args is None:
+            raise ValueError(f"engine {config.engine.name!r} has no axis mapping")
+        args = (*config.engine.args, *to_args(settings, resolve_model), *arm.config.args)
+        env = dict(config.engine.env) | dict(arm.config.env)
     if arm.role == "aa":
         # A distinct env makes a distinct server spec, hence a separate process.
         env["SERVECERT_INSTANCE"] = "aa"

@@ -90,6 +90,8 @@ def certificate_dict(run: Any) -> dict[str, Any]:
             "reason": server.reason,
             "start_s": server.start_s,
             "requests_sent": server.requests_sent,
+            # endpoint arms (#17): per replica what it was sent, answered, failed, and why it left
+            **({"replicas": json_safe([dict(r) for r in server.replicas])} if getattr(server, "replicas", ()) else {}),
         })
     not_run = [
         {"candidate": c["candidate"], "battery": c["battery"], "context": c["context"], "reason": c["reason"]}

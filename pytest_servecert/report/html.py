@@ -189,7 +189,11 @@ def _arms(cert: Mapping[str, Any]) -> list[dict[str, Any]]:
             servers.append({
                 **server,
                 "settings_text": ", ".join(f"{k}={v}" for k, v in server["settings"].items()) or "centre",
-                "stack_rows": _stack_rows(server["stack"]),
+                # endpoint arms and replicas = N: what each replica was sent and why it left (#17)
+                "stack_rows": _stack_rows(server["stack"]) + [
+                    (f"replica {r['url']}", ", ".join(f"{k} {v}" for k, v in r.items() if k != "url"))
+                    for r in server.get("replicas", ())
+                ],
             })
         arms.append({**arm, "servers": servers})
     return arms

@@ -103,14 +103,19 @@ def _config_hash(config: ServecertConfig) -> str:
     return hashlib.sha256(json.dumps(config.raw, sort_keys=True, default=str).encode()).hexdigest()
 
 
-def make_plan(config: ServecertConfig, stack_extra: StackExtra | None, timer: Timer) -> Plan:
+def make_plan(
+    config: ServecertConfig, stack_extra: StackExtra | None, timer: Timer, progress: Progress = _quiet
+) -> Plan:
     with timer.phase("batteries"):  # before any build: a bad battery costs nothing
         batteries = load_batteries(config)
     with timer.phase("model build"):
-        model_path = resolve_served_model(config.model.path, config.engine.name)
-        parameters = parameter_count(Path(model_path))
-    with timer.phase("model build"):  # the draft model is built while planning
-        groups = build_groups(config, model_path, batteries, stack_extra)
+        if config.model.path is None:  # every arm is a deployment: the servers state the model
+            model_path, parameters = None, None
+        else:
+            model_path = resolve_served_model(config.model.path, config.engine.name)
+            parameters = parameter_count(Path(model_path))
+    with timer.phase("model build"):  # the draft model is built (deployments probed) while planning
+        groups = build_groups(config, model_path, batteries, stack_extra, progress)
     return Plan(model_path=model_path, parameters=parameters, batteries=batteries, groups=groups)
 
 
@@ -135,7 +140,7 @@ def _run(
     server_factory: Callable[..., Any] | None,
 ) -> CertificationRun:
     timer = Timer()
-    plan = make_plan(config, stack_extra, timer)
+    plan = make_plan(config, stack_extra, timer, progress)
     # WAL + synchronous=NORMAL: every committed answer survives a killed process
     with Store(config.store_path, synchronous="NORMAL") as store:
         run_id = store.start_run(
@@ -157,7 +162,8 @@ def _measure(
     sampled = sample(
         plan, store, run_id, start_timeout_s=config.engine.start_timeout_s,
         max_live=config.engine.max_live_servers, server_factory=server_factory,
-        progress=progress, timer=timer,
+        progress=progress, timer=timer, overlap_boots=config.engine.overlap_boots,
+        devices=config.engine.devices,
     )
     with timer.phase("judging"):
         judged = judge(config.judges, plan, store, progress)

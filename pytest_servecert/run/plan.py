@@ -106,7 +106,7 @@ class ServerGroup:
 class Plan:
     """Everything the later phases need to know before anything is sent."""
 
-    model_path: str
+    model_path: str | None  # None: every arm is a deployment (endpoint arms, #17)
     parameters: int | None  # counted from the model files (None if unknown)
     batteries: Batteries
     groups: tuple[ServerGroup, ...]
@@ -175,10 +175,12 @@ def _context_keys(
 
 
 def build_groups(
-    config: ServecertConfig, model_path: str, batteries: Batteries, stack_extra: StackExtra | None
+    config: ServecertConfig, model_path: str | None, batteries: Batteries, stack_extra: StackExtra | None,
+    progress: Callable[[str], None] = lambda message: None,
 ) -> tuple[ServerGroup, ...]:
     """One group per distinct (arm, server argv, env), in plan order."""
     from ..serving import ServerSpec
+    from ..serving.scaleout import endpoint_spec_and_identity
     from ..serving.stack import collect_stack_identity
 
     heads: dict[tuple, tuple[ArmPlan, ServerPlan, Any, Any]] = {}
@@ -187,13 +189,20 @@ def build_groups(
         for ctx in contexts(config.design):
             plan = server_plan(config, arm, ctx, resolve_model)
             key = (arm.name, plan.args, plan.env)
-            if key not in heads:
+            label = f"{arm.name}:{','.join(f'{k}={v}' for k, v in plan.settings)}"
+            if arm.config.is_endpoint:  # #17: a running deployment, probed and verified now
+                key = (arm.name, plan.settings)
+                if key not in heads:
+                    spec, stack = endpoint_spec_and_identity(config, arm, ctx, label, stack_extra, progress)
+                    heads[key] = (arm, plan, spec, stack)
+                    members[key] = []
+            elif key not in heads:
                 spec = ServerSpec(
                     engine=config.engine.name,
                     model=model_path,
                     args=plan.args,
                     env=plan.env,
-                    label=f"{arm.name}:{','.join(f'{k}={v}' for k, v in plan.settings)}",
+                    label=label,
                     served_model_name=config.model.name,
                 )
                 extra: dict[str, Any] = {}

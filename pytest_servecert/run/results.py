@@ -25,6 +25,7 @@ class ServerRecord:
     reason: str = ""
     start_s: float | None = None
     requests_sent: int = 0
+    replicas: tuple[Mapping[str, Any], ...] = ()  # replica pools (#17): per-replica counts
 
 
 @dataclass(frozen=True)

@@ -56,7 +56,8 @@ class _ContextOutcome:
 
 
 def server_record(
-    group: ServerGroup, status: str, reason: str = "", start_s: float | None = None, sent: int = 0
+    group: ServerGroup, status: str, reason: str = "", start_s: float | None = None, sent: int = 0,
+    replicas: tuple[Mapping[str, Any], ...] = (),
 ) -> ServerRecord:
     return ServerRecord(
         arm=group.arm.name,
@@ -69,6 +70,7 @@ def server_record(
         reason=reason,
         start_s=start_s,
         requests_sent=sent,
+        replicas=replicas,
     )
 
 
@@ -82,18 +84,36 @@ def sample(
     server_factory: Callable[..., Any] | None = None,
     progress: Progress,
     timer: Timer,
+    overlap_boots: bool = False,
+    devices: tuple[str, ...] = (),
 ) -> Sampled:
     """Sample every missing answer of ``plan`` into ``store``; servers come from a
     :class:`~pytest_servecert.serving.ServerPool` built with ``server_factory`` (default: the
-    engine registry's ``create_server``)."""
+    engine registry's ``create_server``).
+
+    With ``overlap_boots``, the next server that has work boots while the current one samples
+    (within ``max_live``); ``devices`` are the ``CUDA_VISIBLE_DEVICES`` of an arm's replicas.
+    """
     from ..serving import ServerPool
+    from ..serving.scaleout import boot_next
 
     outcomes = []
+    prefetches = []
     with ServerPool(
         start_timeout_s=start_timeout_s, max_live=max_live, factory=server_factory
     ) as pool:
-        for group in plan.groups:
-            outcomes.append(_sample_group(group, pool, store, run_id, progress, timer))
+        for index, group in enumerate(plan.groups):
+
+            def overlap(current: ServerGroup, rest: tuple[ServerGroup, ...] = plan.groups[index + 1 :]) -> None:
+                if overlap_boots:
+                    prefetches.extend(boot_next(
+                        pool, current, rest, lambda g: bool(store.missing(g.all_keys())),
+                        max_live=max_live, devices=devices, progress=progress,
+                    ))
+
+            outcomes.append(_sample_group(group, pool, store, run_id, progress, timer, devices, overlap))
+        for thread in prefetches:
+            thread.join()  # a boot nobody waited for still counts
         boots, failed_boots = pool.boots, pool.failed_boots
     not_run: dict[tuple[str, str], str] = {}
     for o in outcomes:
@@ -111,9 +131,11 @@ def sample(
 
 
 def _sample_group(
-    group: ServerGroup, pool: Any, store: Store, run_id: str, progress: Progress, timer: Timer
+    group: ServerGroup, pool: Any, store: Store, run_id: str, progress: Progress, timer: Timer,
+    devices: tuple[str, ...] = (), overlap: Callable[[ServerGroup], None] = lambda group: None,
 ) -> _GroupOutcome:
     from ..serving import ServerStartError
+    from ..serving.scaleout import open_server, replica_counts, replica_specs, sampler_options
 
     missing = {label: store.missing([k for k, _ in keys]) for label, keys in group.keys.items()}
     n_missing = sum(len(m) for m in missing.values())
@@ -125,7 +147,8 @@ def _sample_group(
     progress(f"servecert: starting {group.spec.label} ({n_missing} requests to send)")
     try:
         with timer.phase("server start"):
-            server = pool.get(group.spec)
+            # one booted server, replicas = N of them, or a deployment's replicas (#17)
+            server = open_server(pool, group, devices)
     except ServerStartError as exc:
         reason = exc.reason or str(exc).splitlines()[0]
         store.record_server_failure(
@@ -139,9 +162,10 @@ def _sample_group(
                      for c in group.contexts},
             reused=reused, rejected=n_rejected,
         )
+    overlap(group)  # boot the next server while this one samples
     from ..serving.client import Sampler
 
-    sampler = Sampler(server.base_url, server.served_model_name)
+    sampler = Sampler(server.base_url, server.served_model_name, **sampler_options(server, group))
     prompt_of = {k.fingerprint: p for keys in group.keys.values() for k, p in keys}
     outcomes = {
         ctx.label: _sample_context(
@@ -153,11 +177,13 @@ def _sample_group(
     }
     sent = sum(o.sent for o in outcomes.values())
     if died_server := not server.alive():
-        pool.stop(group.spec)  # a later group or run boots a fresh one
+        for spec in replica_specs(group, devices):
+            pool.stop(spec)  # a later group or run boots a fresh one
     return _GroupOutcome(
         server_record(
             group, "died" if died_server else "served",
             start_s=getattr(server, "start_seconds", None), sent=sent,
+            replicas=replica_counts(server),
         ),
         not_run={(group.arm.name, label): o.not_run for label, o in outcomes.items() if o.not_run},
         sent=sent,
@@ -188,10 +214,12 @@ def _sample_context(
         f"servecert: {group.arm.name} {ctx.label}: {len(requests)} requests "
         f"at concurrency {ctx.batch_size}"
     )
+    from ..serving.scaleout import in_flight
+
     with timer.phase("sampling"):
         died = _stream_to_store(
-            sampler, requests, {k.fingerprint: k for k in todo}, ctx.batch_size, server, store,
-            run_id,
+            sampler, requests, {k.fingerprint: k for k in todo}, in_flight(group, ctx, server),
+            server, store, run_id,
         )
     if died:
         progress(f"servecert: {group.spec.label}: {died}")

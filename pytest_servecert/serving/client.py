@@ -195,8 +195,9 @@ class Sampler:
             limits=limits,
             timeout=httpx.Timeout(self.timeout),
             transport=self.transport,
-            # Loopback servers never go through a proxy from the environment.
-            trust_env=host not in _LOOPBACK_HOSTS,
+            # Loopback servers never go through a proxy from the environment; a given
+            # transport (a replica pool, serving/replicas.py) decides per replica itself.
+            trust_env=self.transport is None and host not in _LOOPBACK_HOSTS,
         )
 
     async def __aenter__(self) -> Self:

@@ -1,0 +1,94 @@
+"""Issue 17, benchmark (a): responses/s against N replicas of a fixed-latency stand-in.
+
+N = 1, 2, 4, 8 stand-in OpenAI-compatible servers (``pytest_servecert.serving.standin``, each
+completion takes ``--latency`` seconds, 50 ms by default) behind one
+:class:`~pytest_servecert.serving.replicas.ReplicaPool`, driven by the runner's
+:class:`~pytest_servecert.serving.client.Sampler` at ``--per-replica`` requests in flight per
+replica (the batch_size axis as each server sees it). Prints responses/s per N and the ratio to
+N x the single-replica figure (target >= 0.9), median of ``--repeats`` runs.
+
+Each stand-in is its own process. A stand-in measures the pool's own overhead (client, balancing, failover bookkeeping); a real
+server's throughput is the engine's and is measured by benchmarks/sampler_throughput.py.
+
+Usage::
+
+    python benchmarks/replica_throughput.py [--latency 0.05] [--requests 400] [--per-replica 4]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import time
+
+from pytest_servecert.serving.client import ChatRequest, Sampler
+from pytest_servecert.serving.replicas import ReplicaPool
+
+TARGET = 0.9
+
+
+def start_standins(n: int, latency: float) -> tuple[list[subprocess.Popen[str]], list[str]]:
+    """Each stand-in in its own process: the client's event loop never shares a GIL with them."""
+    procs = [
+        subprocess.Popen([sys.executable, "-m", "pytest_servecert.serving.standin", "--latency", str(latency)],
+                         stdout=subprocess.PIPE, text=True)
+        for _ in range(n)
+    ]
+    return procs, [p.stdout.readline().strip() for p in procs]  # type: ignore[union-attr]
+
+
+def responses_per_s(n: int, *, latency: float, requests: int, per_replica: int) -> tuple[float, float]:
+    """(responses/s, client CPU ms per response)."""
+    procs, urls = start_standins(n, latency)
+    try:
+        pool = ReplicaPool("bench", urls, model="standin")
+        sampler = Sampler(pool.base_url, pool.served_model_name, transport=pool.transport, progress=False)
+        reqs = [ChatRequest(key=f"k{i}", prompt=f"prompt {i}", max_tokens=8) for i in range(requests)]
+        t0, cpu0 = time.perf_counter(), time.process_time()
+        results = sampler.sample_sync(reqs, concurrency=pool.concurrency_for(per_replica))
+        elapsed, cpu = time.perf_counter() - t0, time.process_time() - cpu0
+        failed = [r.error for r in results if not r.ok]
+        if failed:
+            raise SystemExit(f"{len(failed)} requests failed, e.g. {failed[0]}")
+        if sum(c["answered"] for c in pool.counts()) != requests:
+            raise SystemExit(f"per-replica counts do not add up: {pool.counts()}")
+        return requests / elapsed, 1000 * cpu / requests
+    finally:
+        for proc in procs:
+            proc.terminate()
+            proc.wait()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--latency", type=float, default=0.05)
+    parser.add_argument("--requests", type=int, default=400, help="per run, for every N")
+    parser.add_argument("--per-replica", type=int, default=4)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--replicas", type=int, nargs="+", default=[1, 2, 4, 8])
+    args = parser.parse_args()
+    runs = {
+        n: [responses_per_s(n, latency=args.latency, requests=args.requests, per_replica=args.per_replica)
+            for _ in range(args.repeats)]
+        for n in args.replicas
+    }
+    rates = {n: statistics.median(r for r, _ in got) for n, got in runs.items()}
+    cpu_ms = {n: statistics.median(c for _, c in got) for n, got in runs.items()}
+    single = rates[args.replicas[0]] / args.replicas[0]
+    print(f"latency {args.latency * 1000:.0f} ms, {args.per_replica} in flight per replica, "
+          f"{args.requests} requests per run, median of {args.repeats}")
+    print(f"{'replicas':>8} {'responses/s':>12} {'ratio to N x single':>20} {'client CPU ms/resp':>19}"
+          f"  target >= {TARGET}")
+    ok = True
+    for n, rate in rates.items():
+        ratio = rate / (n * single)
+        ok &= ratio >= TARGET
+        print(f"{n:>8} {rate:>12.1f} {ratio:>20.2f} {cpu_ms[n]:>19.1f}")
+    print("PASS" if ok else "BELOW TARGET", f"(load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs)")
+
+
+if __name__ == "__main__":
+    main()
