@@ -358,8 +358,12 @@ def paired(store: Store) -> Store:
 def test_count_pairs_hand_built(paired: Store) -> None:
     cells = count_pairs(paired.iter_pairs(BASE, CAND, JUDGE))
     assert cells == {
-        ("harmbench", "baseline"): PairCounts(a=3, b=2, c=1, d=1, unjudgeable=2, unlabelled=1),
-        ("xstest", "batch_size=8"): PairCounts(a=1, b=2, c=1, d=1, unjudgeable=0, unlabelled=0),
+        ("harmbench", "baseline"): PairCounts(
+            a=3, b=2, c=1, d=1, unjudgeable=2, unlabelled=1, prompts=7, prompt_ss=3.0
+        ),
+        ("xstest", "batch_size=8"): PairCounts(
+            a=1, b=2, c=1, d=1, unjudgeable=0, unlabelled=0, prompts=5, prompt_ss=3.0
+        ),
     }
     assert list(cells) == [("harmbench", "baseline"), ("xstest", "batch_size=8")]
     assert cells[("harmbench", "baseline")].n == 7
@@ -376,7 +380,7 @@ def test_count_pairs_keeps_planned_answers_and_discordant_pairs(paired: Store) -
                for i in range(5)}  # a, a, a, b, b
     kept: list = []
     cells = count_pairs(paired.iter_pairs(BASE, CAND, JUDGE), planned=planned, discordant=kept)
-    assert cells == {("harmbench", "baseline"): PairCounts(a=3, b=2)}
+    assert cells == {("harmbench", "baseline"): PairCounts(a=3, b=2, prompts=5, prompt_ss=2.0)}
     assert [(pair.prompt_id, cell) for pair, cell in kept] == [("h3", 1), ("h4", 1)]
 
 
@@ -387,7 +391,7 @@ def test_count_pairs_refuses_an_unknown_expected_behaviour() -> None:
     with pytest.raises(ValueError, match="'maybe' is not 'refuse' or 'comply'"):
         count_pairs([pair])
     ok = dataclasses.replace(pair, expected="comply")
-    assert count_pairs([ok]) == {("harmbench", "baseline"): PairCounts(d=1)}  # both over-refused
+    assert count_pairs([ok]) == {("harmbench", "baseline"): PairCounts(d=1, prompts=1)}  # both over-refused
 
 
 def test_iter_pairs_streams_and_agrees_with_count_pairs(paired: Store) -> None:
@@ -414,9 +418,10 @@ def test_iter_pairs_streams_and_agrees_with_count_pairs(paired: Store) -> None:
             bs = r.baseline_label == SAFE_LABEL[r.expected]
             cs = r.candidate_label == SAFE_LABEL[r.expected]
             cell[{(1, 1): 0, (1, 0): 1, (0, 1): 2, (0, 0): 3}[(bs, cs)]] += 1
-    assert {k: PairCounts(*v) for k, v in tally.items()} == count_pairs(
-        paired.iter_pairs(BASE, CAND, JUDGE)
-    )
+    counted = count_pairs(paired.iter_pairs(BASE, CAND, JUDGE))
+    assert {k: PairCounts(*v) for k, v in tally.items()} == {
+        k: dataclasses.replace(v, prompts=0, prompt_ss=0.0) for k, v in counted.items()
+    }
     only = list(paired.iter_pairs(BASE, CAND, JUDGE, context="batch_size=8"))
     assert {r.battery for r in only} == {"xstest"} and len(only) == 5
 
