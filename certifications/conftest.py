@@ -11,6 +11,7 @@ import pytest
 from pytest_servecert.config import ConfigError, load_config
 from pytest_servecert.design import contexts
 from pytest_servecert.plugin import config_path
+from pytest_servecert.screens import speculative_candidates
 
 
 def _config(config: pytest.Config):
@@ -21,6 +22,15 @@ def _config(config: pytest.Config):
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "tais_subject" in metafunc.fixturenames:
+        # one TAIS subject per speculative candidate and temperature (greedy first)
+        from pytest_servecert.claims.layer2 import tais_subjects
+
+        config = _config(metafunc.config)
+        temperatures = [ctx.temperature for ctx in contexts(config.design)]
+        subjects = [s for c in speculative_candidates(config) for s in tais_subjects(c, temperatures)]
+        metafunc.parametrize("tais_subject", subjects)
+        return
     if not {"candidate", "cell"} & set(metafunc.fixturenames):
         return
     config = _config(metafunc.config)

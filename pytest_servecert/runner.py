@@ -570,6 +570,29 @@ class _Runner:
                 results.append(replace(r, subject=f"{candidate}:{r.subject}" if r.subject else candidate))
         return tuple(results), sentences
 
+    def layer2_claims(
+        self, groups: list[_Group], store: Store, not_run: Mapping[tuple[str, str], str],
+        cohort_fp: str, sentences: dict[str, str],
+    ) -> tuple[ClaimResult, ...]:
+        """TAIS and RTSI from the stored pairs (nothing re-sampled); a speculative candidate's
+        licensable sentence gains its greedy-only TAIS scope."""
+        from .claims.layer2 import greedy_scope_sentence
+        from .screens import ArmAnswers, layer2_results
+
+        by_cell = {(g.arm.name, c.label): g for g in groups for c in g.contexts}
+
+        def locate(arm: str, context: str) -> ArmAnswers:
+            group = by_cell[(arm, context)]
+            return ArmAnswers(group.spec.fingerprint, group.stack.fingerprint)
+
+        planned = {k.fingerprint for g in groups for keys in g.keys.values() for k, _ in keys}
+        results = layer2_results(self.config, store, locate, not_run=not_run,
+                                 judge_fingerprint=cohort_fp, planned=planned)
+        for candidate in sentences:
+            if extra := greedy_scope_sentence(results, candidate):
+                sentences[candidate] += " " + extra
+        return results
+
     def layer1_claims(self, specs: Sequence[JudgeSpec]) -> tuple[ClaimResult, ...]:
         """JTP from this run's stored labels (pooled first, then per battery)."""
         judges = [JudgeInfo(s.name, s.kind, s.family) for s in specs]
@@ -614,6 +637,7 @@ class _Runner:
             with self.timer.phase("statistics"):
                 cells = self.cells(groups, store, not_run, batteries, cohort_fp)
                 results, sentences = self.claims(cells)
+                results += self.layer2_claims(groups, store, not_run, cohort_fp, sentences)
                 # Only the judge gate here: an untrustable cohort (L1 FAIL) makes the
                 # label-dependent claims INCONCLUSIVE (the scale band is reported, not applied).
                 results = apply_gates(self.layer1_claims(specs) + results)

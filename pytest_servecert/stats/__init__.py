@@ -29,9 +29,11 @@ from .cri import classify_cri, cri
 from .effect import cohen_d, cohen_h
 from .multiplicity import holm
 from .paired import mcnemar, sign_test, tost_from_summary, tost_paired
+from .paired_exact import pairs_needed_exact, tost_paired_exact
 from .pooled import interaction_spread, mantel_haenszel_rbg, matched_pairs_or, pool_discordant
 from .power import exact_mcnemar_floor, mde_paired, mde_two_sample
 from .proportion import wilson_interval
+from .rtsi import LabelledText, rtsi
 from .results import (
     CohenDResult,
     CohenHResult,
@@ -43,6 +45,7 @@ from .results import (
     MdeResult,
     OddsRatioResult,
     ProportionInterval,
+    RtsiResult,
     SignTestResult,
     SpreadResult,
     TostResult,
@@ -55,10 +58,12 @@ __all__ = [
     "ExactFloorResult",
     "HolmResult",
     "KappaResult",
+    "LabelledText",
     "McNemarResult",
     "MdeResult",
     "OddsRatioResult",
     "ProportionInterval",
+    "RtsiResult",
     "SignTestResult",
     "SpreadResult",
     "TostResult",
@@ -75,9 +80,12 @@ __all__ = [
     "mcnemar",
     "mde_paired",
     "mde_two_sample",
+    "pairs_needed_exact",
     "pool_discordant",
+    "rtsi",
     "sign_test",
     "tost_from_summary",
     "tost_paired",
+    "tost_paired_exact",
     "wilson_interval",
 ]
