@@ -11,7 +11,6 @@ import pytest
 from pytest_servecert.config import ConfigError, load_config
 from pytest_servecert.design import contexts
 from pytest_servecert.plugin import config_path
-from pytest_servecert.screens import speculative_candidates
 
 
 def _config(config: pytest.Config):
@@ -25,6 +24,7 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     if "tais_subject" in metafunc.fixturenames:
         # one TAIS subject per speculative candidate and temperature (greedy first)
         from pytest_servecert.claims.layer2 import tais_subjects
+        from pytest_servecert.screens import speculative_candidates
 
         config = _config(metafunc.config)
         temperatures = [ctx.temperature for ctx in contexts(config.design)]

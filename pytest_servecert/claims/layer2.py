@@ -12,7 +12,8 @@ this module turns them into verdicts.
   measured there, never extrapolated from T = 0); without any, ``<candidate>@T>0`` is UNTESTED
   with the seeds' reason.
 * ``L2.rtsi[<candidate>]``: the Refusal-Template Stability Index
-  (:func:`~pytest_servecert.stats.rtsi`) over every matched answer of the candidate.
+  (:func:`~pytest_servecert.stats.rtsi`) over the candidate's matched greedy answers (every
+  matched answer when the design has no T = 0 context, with that caveat in its scope).
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from __future__ import annotations
 import math
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from .. import stats
@@ -384,7 +385,13 @@ def evaluate_layer2(
                                   not_run=mine))
         if not hot:
             out.append(tais_untested(candidate))
-    out.append(rtsi_claim(pairs, candidate=candidate, options=options, not_run=skipped))
+    # RTSI reads the greedy pairs: at T > 0 two draws from one distribution already differ,
+    # and that sampling noise would read as template drift. Without any, it says so.
+    greedy = [p for p in pairs if p.temperature == 0]
+    result = rtsi_claim(greedy or pairs, candidate=candidate, options=options, not_run=skipped)
+    note = "greedy (T = 0) pairs" if greedy or not pairs else (
+        "T > 0 pairs only: sampling noise adds to the index")
+    out.append(replace(result, scope=f"{note}; {result.scope}"))
     return tuple(out)
 
 

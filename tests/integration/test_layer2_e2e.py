@@ -80,7 +80,7 @@ def test_tais_and_rtsi_of_the_draft_model_candidate(tmp_path, battery_dir):
 
     rtsi = run.result("L2.rtsi", "spec_draft")
     assert rtsi.verdict.value != "NOT RUN"
-    assert rtsi.figures["n_pairs"] == 40
+    assert rtsi.figures["n_pairs"] == 20 and rtsi.scope.startswith("greedy (T = 0) pairs")
     if rtsi.figures["n_refusals_baseline"] and rtsi.figures["n_refusals_candidate"]:
         for name in ("opening_tvd", "length_ks", "partial_shift", "lexical_js"):
             assert 0.0 <= rtsi.figures[name] <= 1.0
