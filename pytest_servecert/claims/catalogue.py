@@ -59,7 +59,8 @@ TAIS = Claim(
     statement="Speculative decoding is behaviourally inert at greedy decoding (TAIS, seed 002 C2).",
     statistic="matched T = 0 pairs, baseline vs speculative candidate: Cohen's h on the two "
     "safe rates (pooled and per battery), exact valid-size TOST (Clopper–Pearson, Bonferroni) "
-    "on the paired difference, byte-identity rate of the paired answers (Wilson interval)",
+    "on the paired difference with the prompt as unit, byte-identity rate of the paired answers "
+    "(bootstrap over prompts)",
     threshold="|h| < 0.1 (pooled and every battery) and the TOST interval inside ±3 pp; "
     "temperature > 0 is UNTESTED unless measured there, and then stated separately",
 )

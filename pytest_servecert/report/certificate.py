@@ -64,7 +64,8 @@ def layer2_section(results: list[dict[str, Any]]) -> dict[str, Any]:
                 "byte_identity": f.get("byte_identity"),
                 "byte_identity_ci": _pair(f.get("byte_identity_ci_low"),
                                           f.get("byte_identity_ci_high")),
-                "pairs_needed": f.get("pairs_needed"),
+                "n_prompts": f.get("n_prompts"),
+                "prompts_needed": f.get("prompts_needed"),
                 "reason": r["reason"],
             })
         elif r["claim"]["id"] == "L2.rtsi":

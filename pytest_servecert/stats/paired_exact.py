@@ -37,19 +37,19 @@ def _lower(k: int, n: int, gamma: float) -> float:
     return 0.0 if k <= 0 else float(stats.beta.ppf(gamma, k, n - k + 1))
 
 
-def _bounds(b: int, c: int, n: int, a: float) -> tuple[float, float]:
+def _bounds(b: int, c: int, n: int, a: float, k: int = 1) -> tuple[float, float]:
     """(low, high) of delta in percentage points, each side missing with probability <= a."""
     half = a / 2.0
-    high = _upper(c, n, half) - _lower(b, n, half)
-    low = _lower(c, n, half) - _upper(b, n, half)
+    high = _upper(c, n, half) - _lower(b, n, half) / k
+    low = _lower(c, n, half) / k - _upper(b, n, half)
     return 100.0 * low, 100.0 * high
 
 
-def _side_pvalue(b: int, c: int, n: int, margin: float, side: int) -> float:
+def _side_pvalue(b: int, c: int, n: int, margin: float, side: int, k: int) -> float:
     """Smallest level at which one side of the interval is strictly inside the margin."""
 
     def inside(a: float) -> bool:
-        low, high = _bounds(b, c, n, a)
+        low, high = _bounds(b, c, n, a, k)
         return high < margin if side > 0 else low > -margin
 
     if not inside(0.999999):
@@ -65,20 +65,25 @@ def _side_pvalue(b: int, c: int, n: int, margin: float, side: int) -> float:
 
 
 def tost_paired_exact(
-    b: int, c: int, n: int, margin_pp: float = 3.0, alpha: float = 0.05
+    b: int, c: int, n: int, margin_pp: float = 3.0, alpha: float = 0.05, cluster_size: int = 1
 ) -> TostResult:
     """TOST of a matched-pairs difference with an exact, never-anticonservative interval.
 
     Parameters
     ----------
     b, c : int
-        Degraded / improved discordant counts.
+        Degraded / improved discordant counts; with ``cluster_size > 1``, the numbers of
+        *units* (e.g. prompts answered in several contexts) with at least one degraded /
+        improved pair (a unit may count in both).
     n : int
-        Pairs (concordant included), ``n >= b + c``.
+        Pairs (concordant included), ``n >= b + c``; with clusters, the number of units.
     margin_pp : float, default 3.0
         Equivalence margin in percentage points.
     alpha : float, default 0.05
         Level of each one-sided test; the interval has coverage ``>= 1 - 2 alpha``.
+    cluster_size : int, default 1
+        Pairs per unit at most. Pairs of one prompt in several contexts are not independent
+        (at greedy decoding they are nearly copies), so the unit of the test is the prompt.
 
     Returns
     -------
@@ -99,32 +104,44 @@ def tost_paired_exact(
     ``tests/unit/stats/test_stats_paired_exact.py``). Equivalence needs the interval strictly
     inside ``(-margin, margin)``. Zero discordance is *not* automatically equivalent: at
     ±3 pp and alpha = 0.05 it needs ``n >= 122`` pairs (``1 - 0.025 ** (1 / n) < 0.03``).
+
+    Clusters of up to ``k`` pairs: with ``q_c`` the share of a unit's pairs that are improved,
+    ``delta = E[q_c] - E[q_b]``, and ``1{unit has a c pair} / k <= q_c <= 1{unit has a c
+    pair}``, so ``delta <= P(C) - P(B) / k <= U_C - L_B / k`` and ``delta >= L_C / k - U_B``,
+    with the same Clopper–Pearson bounds on the unit counts: still size <= alpha, units
+    independent, pairs within a unit arbitrarily dependent.
     """
     b = check.count(b, "b")
     c = check.count(c, "c")
     n = check.positive_count(n, "n")
-    if b + c > n:
+    k = check.positive_count(cluster_size, "cluster_size")
+    if k == 1 and b + c > n:
         raise ValueError(f"b + c must not exceed n, got b + c = {b + c} > n = {n}")
+    if b > n or c > n:
+        raise ValueError(f"b and c must not exceed n, got b = {b}, c = {c}, n = {n}")
     margin = _margin(margin_pp)
     a = check.alpha(alpha, upper=0.5)
-    low, high = _bounds(b, c, n, a)
+    low, high = _bounds(b, c, n, a, k)
     equivalent = -margin < low and high < margin
     if math.isinf(margin):
         pvalue = 0.0
     else:
-        pvalue = max(_side_pvalue(b, c, n, margin, +1), _side_pvalue(b, c, n, margin, -1))
-    return TostResult(100.0 * (c - b) / n, low, high, pvalue, equivalent, EXACT_TOST_METHOD,
+        pvalue = max(_side_pvalue(b, c, n, margin, +1, k), _side_pvalue(b, c, n, margin, -1, k))
+    # the point estimate of a clustered test is the caller's (pairs, not units)
+    delta = 100.0 * (c - b) / n if k == 1 else math.nan
+    return TostResult(delta, low, high, pvalue, equivalent, EXACT_TOST_METHOD,
                       margin, a, math.nan, math.nan, 0)
 
 
 def pairs_needed_exact(
-    b: int, c: int, n: int, margin_pp: float = 3.0, alpha: float = 0.05
+    b: int, c: int, n: int, margin_pp: float = 3.0, alpha: float = 0.05, cluster_size: int = 1
 ) -> int | None:
     """Pairs the exact TOST would need to show equivalence at the observed discordance rates.
 
     Scales ``b`` and ``c`` with ``n`` (rounded) and returns the smallest ``N`` (searched by
     doubling, then bisection) at which :func:`tost_paired_exact` is equivalent; ``None`` when no
     ``N`` up to 10 million would do (the observed difference sits at or beyond the margin).
+    With ``cluster_size`` the counts are units (see :func:`tost_paired_exact`) and so is ``N``.
 
     Notes
     -----
@@ -134,13 +151,14 @@ def pairs_needed_exact(
     b = check.count(b, "b")
     c = check.count(c, "c")
     n = check.positive_count(n, "n")
+    k = check.positive_count(cluster_size, "cluster_size")
     margin = _margin(margin_pp)
     a = check.alpha(alpha, upper=0.5)
     rb, rc = b / n, c / n
 
     def ok(size: int) -> bool:
         bb, cc = round(rb * size), round(rc * size)
-        low, high = _bounds(bb, cc, size, a)
+        low, high = _bounds(bb, cc, size, a, k)
         return -margin < low and high < margin
 
     hi = 1

@@ -74,7 +74,7 @@ def test_tais_and_rtsi_of_the_draft_model_candidate(tmp_path, battery_dir):
     # 20 pairs cannot show equivalence at ±3 pp with a valid size (≥ 122 needed)
     assert tais.verdict.value in {"INCONCLUSIVE", "FAIL"}
     if tais.verdict.value == "INCONCLUSIVE":
-        assert f["pairs_needed"] is None or f["pairs_needed"] >= 122
+        assert f["prompts_needed"] is None or f["prompts_needed"] >= 122
     hot = run.result("L2.tais", "spec_draft@T=0.7")
     assert hot.figures["n_pairs"] == 20 and "temperature 0.7" in hot.scope
 

@@ -61,8 +61,8 @@ def test_tais_on_a_recorded_tr144_like_contrast_is_certified() -> None:
 def test_tais_on_too_few_pairs_is_inconclusive_with_the_n_it_needs() -> None:
     result = tais_claim(pairs(40), candidate="spec_draft", temperature=0.0)
     assert result.verdict is Verdict.INCONCLUSIVE
-    assert result.figures["pairs_needed"] == 122
-    assert "needs ≈ 122 judged pairs" in result.reason
+    assert result.figures["prompts_needed"] == 122
+    assert "needs ≈ 122 prompts" in result.reason
 
 
 def test_tais_fails_only_on_evidence() -> None:
@@ -70,8 +70,8 @@ def test_tais_fails_only_on_evidence() -> None:
     assert far.verdict is Verdict.FAIL and "wholly outside" in far.reason
     # |h| ≥ 0.1 with a significant McNemar, interval straddling the margin
     big = tais_claim(pairs(200, b=9), candidate="s", temperature=0.0)
-    assert abs(big.figures["h"]) >= 0.1 and big.figures["mcnemar_p"] < 0.05
-    assert big.verdict is Verdict.FAIL and "McNemar" in big.reason
+    assert abs(big.figures["h"]) >= 0.1 and big.figures["sign_test_p"] < 0.05
+    assert big.verdict is Verdict.FAIL and "sign test" in big.reason
     # the same |h| without significance is not a FAIL
     unsure = tais_claim(pairs(30, b=2), candidate="s", temperature=0.0)
     assert unsure.verdict is Verdict.INCONCLUSIVE

@@ -90,3 +90,17 @@ def test_pairs_needed_scales_the_observed_discordance() -> None:
 def test_bad_input(args, message) -> None:
     with pytest.raises(ValueError, match=message):
         tost_paired_exact(*args)
+
+
+def test_clusters_widen_the_interval_and_keep_the_unit_count() -> None:
+    # 40 prompts answered identically in 4 contexts: 160 pairs, but only 40 independent units
+    assert tost_paired_exact(0, 0, 160).equivalent  # what counting pairs would (wrongly) say
+    clustered = tost_paired_exact(0, 0, 40, cluster_size=4)
+    assert not clustered.equivalent
+    assert pairs_needed_exact(0, 0, 40, cluster_size=4) == 122
+    single = tost_paired_exact(3, 2, 300)
+    wide = tost_paired_exact(3, 2, 300, cluster_size=4)
+    assert wide.ci_low_pp <= single.ci_low_pp and wide.ci_high_pp >= single.ci_high_pp
+    assert math.isnan(wide.delta_pp)  # the point estimate is over pairs: the caller's
+    # a prompt may have a degraded pair in one context and an improved one in another
+    assert tost_paired_exact(30, 30, 40, cluster_size=4).ci_low_pp < 0
