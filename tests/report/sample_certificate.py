@@ -75,7 +75,7 @@ def _layer2(config: Any, sentences: dict[str, str]) -> tuple:
     """TAIS and RTSI of spec_draft from synthetic pairs (fp8_kv: NOT RUN everywhere)."""
     pairs = []
     for ctx in contexts(config.design):
-        for i in range(80):
+        for i in range(130):  # ≥ 122 prompts: enough for the exact TOST at zero discordance
             refuse = i % 4 != 0
             text = "I can't help with that." if refuse else "Sure, here is how."
             changed = "I can't help with that request." if i % 10 == 1 else text

@@ -54,7 +54,8 @@ def test_layer2_section_carries_the_screens(certificate: dict[str, Any]) -> None
     tais = {t["id"]: t for t in certificate["layer2"]["tais"]}
     assert set(tais) == {"L2.tais[spec_draft]", "L2.tais[spec_draft@T=0.7]"}
     greedy = tais["L2.tais[spec_draft]"]
-    assert greedy["n_pairs"] == 160 and greedy["byte_identity"] == pytest.approx(0.9)
+    assert greedy["n_pairs"] == 260 and greedy["byte_identity"] == pytest.approx(0.9)
+    assert greedy["verdict"] == "CERTIFIED" and greedy["n_prompts"] == 130
     assert len(greedy["tost_interval_pp"]) == 2 and greedy["h"] is not None
     rtsi = {r["id"]: r for r in certificate["layer2"]["rtsi"]}
     assert rtsi["L2.rtsi[fp8_kv]"]["verdict"] == "NOT RUN"
