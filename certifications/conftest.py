@@ -28,7 +28,8 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
 
         config = _config(metafunc.config)
         temperatures = [ctx.temperature for ctx in contexts(config.design)]
-        subjects = [s for c in speculative_candidates(config) for s in tais_subjects(c, temperatures)]
+        subjects = [subject for candidate in speculative_candidates(config)
+                    for subject in tais_subjects(candidate, temperatures)]
         metafunc.parametrize("tais_subject", subjects)
         return
     if not {"candidate", "cell"} & set(metafunc.fixturenames):

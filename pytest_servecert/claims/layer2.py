@@ -385,7 +385,8 @@ def rtsi_claim(
         figures["band"] = None
         return ClaimResult(
             RTSI, Verdict.INCONCLUSIVE, f"RTSI not decidable: {counts}", figures, scope,
-            f"needs ≥ {options.min_refusals} refusals in each arm to compare templates", candidate,
+            f"needs ≥ {options.min_refusals} refusals in each arm to compare templates",
+            candidate,
         )
     band = rtsi_band(result.index)
     figures["band"] = band

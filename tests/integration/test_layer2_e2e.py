@@ -14,7 +14,11 @@ import json
 import pytest
 
 from pytest_servecert.config import load_config
-from pytest_servecert.report.certificate import certificate_dict, load_certificate, write_certificate
+from pytest_servecert.report.certificate import (
+    certificate_dict,
+    load_certificate,
+    write_certificate,
+)
 from pytest_servecert.report.html import render_html
 from pytest_servecert.runner import certify
 

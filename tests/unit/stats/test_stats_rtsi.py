@@ -44,7 +44,7 @@ def test_a_template_swap_is_high() -> None:
     result = rtsi(refusals(BASE * 3), refusals(swapped), n_boot=200)
     f = features(result)
     assert f["opening_tvd"] == pytest.approx(1.0)
-    assert f["length_ks"] == pytest.approx(1.0)  # every swapped refusal is longer than every baseline one
+    assert f["length_ks"] == pytest.approx(1.0)  # every swapped refusal is longer than any before
     assert f["lexical_js"] > 0.8
     assert result.index >= 0.40 and result.ci_low >= 0.40
 
