@@ -11,13 +11,14 @@ from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from .claims.layer2 import Layer2Options, ScreenPair, evaluate_layer2
+from .claims.layer2 import Layer2Options, ScreenPair, evaluate_layer2, greedy_scope_sentence
 from .claims.model import ClaimResult
 from .config import ServecertConfig
 from .design import contexts
+from .run.plan import Plan
 from .store import Store
 
-__all__ = ["ArmAnswers", "is_speculative", "layer2_results", "screen_pairs",
+__all__ = ["ArmAnswers", "is_speculative", "layer2_claims", "layer2_results", "screen_pairs",
            "speculative_candidates"]
 
 _OFF = (None, False, "off")
@@ -120,3 +121,27 @@ def layer2_results(
             options=options,
         )
     return tuple(results)
+
+
+def layer2_claims(
+    config: ServecertConfig,
+    plan: Plan,
+    store: Store,
+    not_run: Mapping[tuple[str, str], str],
+    label_set: str,
+    sentences: dict[str, str],
+) -> tuple[ClaimResult, ...]:
+    """The run's layer-2 phase: screens over the plan's stored pairs (nothing re-sampled);
+    a speculative candidate's licensable sentence gains its greedy-only TAIS scope."""
+    by_cell = {(g.arm.name, c.label): g for g in plan.groups for c in g.contexts}
+
+    def locate(arm: str, context: str) -> ArmAnswers:
+        group = by_cell[(arm, context)]
+        return ArmAnswers(group.spec.fingerprint, group.stack.fingerprint)
+
+    results = layer2_results(config, store, locate, not_run=not_run,
+                             judge_fingerprint=label_set, planned=plan.prompts)
+    for candidate in sentences:
+        if extra := greedy_scope_sentence(results, candidate):
+            sentences[candidate] += " " + extra
+    return results
