@@ -9,14 +9,16 @@ from __future__ import annotations
 
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .claims.layer2 import Layer2Options, ScreenPair, evaluate_layer2, greedy_scope_sentence
 from .claims.model import ClaimResult
 from .config import ServecertConfig
 from .design import contexts
-from .run.plan import Plan
 from .store import Store
+
+if TYPE_CHECKING:  # run/ imports this module: no import cycle at run time
+    from .run.plan import Plan
 
 __all__ = ["ArmAnswers", "is_speculative", "layer2_claims", "layer2_results", "screen_pairs",
            "speculative_candidates"]
