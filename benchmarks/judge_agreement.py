@@ -58,8 +58,8 @@ def main(argv: list[str] | None = None) -> int:
     from pytest_servecert.claims.layer1 import JudgeInfo, pair_agreements
     from pytest_servecert.judges import JudgeItem, RegexJudge, judge_many_sync
     from pytest_servecert.judges.embedded import EmbeddedJudge
+    from pytest_servecert.models import ensure_model
     from pytest_servecert.serving import ChatRequest, ServerSpec, VLLMServer, sample_sync
-    from pytest_servecert.serving.tiny import ensure_model
 
     dirs = [os.environ.get("SERVECERT_BATTERY_DIR") or str(ROOT.parent / "shared" / "batteries")]
     prompts = []

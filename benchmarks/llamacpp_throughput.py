@@ -21,8 +21,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from pytest_servecert.models.gguf import convert_to_gguf, ensure_gguf
 from pytest_servecert.serving import ChatRequest, LlamaCppServer, Sampler, ServerSpec
-from pytest_servecert.serving.gguf import convert_to_gguf, ensure_gguf
 from pytest_servecert.serving.llamacpp import KV_CACHE_TYPES
 
 TOPICS = ("bake bread", "learn to swim", "plant tomatoes", "fix a flat tyre", "train a puppy",
@@ -45,7 +45,7 @@ def main() -> None:
     args = parser.parse_args()
 
     if args.model is None:
-        from pytest_servecert.serving.tiny import ensure_model
+        from pytest_servecert.models import ensure_model
 
         args.model = ensure_model("target")
     out: dict[str, Any] = {"model": str(args.model), "kv": {}}

@@ -204,7 +204,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.model:
         model = args.model
     else:
-        from pytest_servecert.serving.tiny import ensure_model
+        from pytest_servecert.models import ensure_model
 
         model = str(ensure_model("target"))
     texts = prompts(args.prompts)

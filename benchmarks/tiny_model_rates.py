@@ -31,8 +31,8 @@ from pathlib import Path
 from pytest_servecert.batteries import load_battery
 from pytest_servecert.judges.base import Label
 from pytest_servecert.judges.regex import classify_refusal
-from pytest_servecert.serving.tiny import ensure_model, model_info
-from pytest_servecert.serving.tiny_serve import chat_many, serve
+from pytest_servecert.models import ensure_model, model_info
+from pytest_servecert.serving import ChatRequest, Sampler, Server, ServerSpec, VLLMServer
 
 BATTERIES = (
     # (battery id, slice, behaviour the target is about)
@@ -55,6 +55,22 @@ TARGETS = {
 def _opening(text: str | None) -> str:
     """The first three words of a response: which refusal phrasing it uses."""
     return " ".join((text or "").split()[:3])
+
+
+def chat_many(
+    server: Server, prompts: list[str], *, temperature: float = 0.0, max_tokens: int = 48,
+    seed: int | None = None, concurrency: int = 16,
+) -> list[str | None]:
+    """Each prompt as one user turn through the project's sampler; ``None`` where it failed."""
+    requests = [
+        ChatRequest(key=str(i), prompt=p, temperature=temperature, max_tokens=max_tokens, seed=seed)
+        for i, p in enumerate(prompts)
+    ]
+    sampler = Sampler(
+        server.base_url, server.served_model_name, concurrency=concurrency, progress=False
+    )
+    results = sampler.sample_sync(requests, health_check=server.check_alive)
+    return [r.text if r.ok else None for r in results]
 
 
 def _label(text: str | None) -> Label:
@@ -85,7 +101,9 @@ def main(argv: list[str] | None = None) -> int:
     results: dict[str, dict[str, float]] = {}
     openings: collections.Counter[str] = collections.Counter()  # refusal phrasings, greedy, harmful sets
     started = time.monotonic()
-    with serve(model) as server:
+    # --max-model-len 2048: the longest battery prompts fit (the server default is 512).
+    spec = ServerSpec("vllm", str(model), args=("--max-model-len", "2048"))
+    with VLLMServer(spec) as server:
         print(f"server ready in {time.monotonic() - started:.0f} s")
         for key, texts in sets.items():
             t0 = time.monotonic()

@@ -8,16 +8,8 @@ from __future__ import annotations
 
 import pytest
 
-from pytest_servecert.config import ConfigError, load_config
 from pytest_servecert.design import contexts
-from pytest_servecert.plugin import config_path
-
-
-def _config(config: pytest.Config):
-    try:
-        return load_config(config_path(config))
-    except ConfigError as exc:
-        pytest.exit(f"servecert: {exc}", returncode=pytest.ExitCode.USAGE_ERROR)
+from pytest_servecert.plugin import load_config_or_exit
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
@@ -34,7 +26,7 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         return
     if not {"candidate", "cell"} & set(metafunc.fixturenames):
         return
-    config = _config(metafunc.config)
+    config = load_config_or_exit(metafunc.config)
     candidates = [arm.name for arm in config.candidates]
     if "cell" in metafunc.fixturenames:
         cells = [

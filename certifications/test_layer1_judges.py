@@ -1,4 +1,4 @@
-"""Layer 1 — judge validity (JTP; DESIGN §7, seed 002 C4, seed-conclusive-a §2.2).
+"""Layer 1 — judge validity (JTP; README "Claims", seed 002 C4, seed-conclusive-a §2.2).
 
 The runner labels every answer of this run with every cohort judge and stores the labels per
 (response, judge spec); these tests read the claim results it computed from those labels:
@@ -16,19 +16,14 @@ from __future__ import annotations
 import pytest
 
 from pytest_servecert.assertions import check_claim
-from pytest_servecert.config import ConfigError, load_config
-from pytest_servecert.plugin import config_path
+from pytest_servecert.plugin import load_config_or_exit
 
 pytestmark = pytest.mark.layer1
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     if "battery" in metafunc.fixturenames:
-        try:
-            batteries = load_config(config_path(metafunc.config)).batteries.use
-        except ConfigError as exc:
-            pytest.exit(f"servecert: {exc}", returncode=pytest.ExitCode.USAGE_ERROR)
-        metafunc.parametrize("battery", batteries)
+        metafunc.parametrize("battery", load_config_or_exit(metafunc.config).batteries.use)
 
 
 def test_judge_cohort_validity(request, servecert_run):

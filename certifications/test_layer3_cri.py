@@ -1,4 +1,4 @@
-"""Layer 3 — stack reproducibility of latency claims (CRI; DESIGN §7, seed 002 C6, TR147).
+"""Layer 3 — stack reproducibility of latency claims (CRI; README "Layer 3", seed 002 C6, TR147).
 
 A latency claim ("torch.compile makes decode N× faster") can flip on a minor dependency bump
 (seed 002 §6.1: 62.82 % → 0.84 % on a Triton bump). This file measures, with pytest-benchmark
@@ -69,7 +69,7 @@ def torch_model() -> Any:
     torch = pytest.importorskip("torch", reason="layer 3 needs torch (the model extra)")
     from transformers import AutoModelForCausalLM
 
-    from pytest_servecert.serving.tiny import ensure_model
+    from pytest_servecert.models import ensure_model
 
     torch.set_num_threads(THREADS)
     model = AutoModelForCausalLM.from_pretrained(str(ensure_model("target")), dtype=torch.float32)
@@ -171,7 +171,7 @@ def _require_vllm() -> None:
 @pytest.fixture(scope="module")
 def vllm_model() -> Path:
     _require_vllm()
-    from pytest_servecert.serving.tiny import ensure_model
+    from pytest_servecert.models import ensure_model
 
     return ensure_model("target")
 

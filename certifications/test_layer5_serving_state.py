@@ -1,4 +1,4 @@
-"""Layer 5 — serving-state independence (DESIGN §7; seed 000, TR152).
+"""Layer 5 — serving-state independence (README "Claims"; seed 000, TR152).
 
 Each test looks up the claim result the runner computed and ends with its verdict:
 CERTIFIED/MONITOR pass, FAIL fails, NOT RUN/INCONCLUSIVE/UNTESTED/SCAFFOLDED-ONLY are skipped

@@ -71,6 +71,8 @@ from typing import Any, Literal
 import httpx
 import platformdirs
 
+from .errors import ServecertError
+
 __all__ = [
     "BATTERY_DIR_ENV",
     "CACHE_DIR_ENV",
@@ -104,7 +106,7 @@ _SHA256_RE = re.compile(r"^[0-9a-f]{64}$")
 _CHUNK = 1 << 16
 
 
-class BatteryError(Exception):
+class BatteryError(ServecertError):
     """A battery could not be resolved, verified or parsed; the message is one line."""
 
 

@@ -23,17 +23,19 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
+from pytest_servecert.errors import ServecertError
+
 __all__ = ["build_parser", "main"]
 
 Handler = Callable[[argparse.Namespace], int]
 
 
-class UsageError(Exception):
+class UsageError(ServecertError):
     """A user mistake: reported as one line, exit status 2."""
 
 
 def _build_one(kind: str, cache_dir: Path | None, force: bool) -> str:
-    from pytest_servecert.serving.tiny import build_model, model_dir
+    from pytest_servecert.models import build_model, model_dir
 
     def log(msg: str) -> None:
         print(msg, file=sys.stderr, flush=True)
@@ -59,7 +61,7 @@ def _model_build(args: argparse.Namespace) -> int:
 
 
 def _model_info(args: argparse.Namespace) -> int:
-    from pytest_servecert.serving.tiny import model_info
+    from pytest_servecert.models import model_info
 
     try:
         info = model_info(args.path)
@@ -85,16 +87,13 @@ def _add_model_commands(sub: argparse._SubParsersAction) -> None:  # type: ignor
 
 
 def _report(args: argparse.Namespace) -> int:
-    from pytest_servecert.report.certificate import CertificateError, load_certificate
+    from pytest_servecert.report.certificate import load_certificate
 
     try:
         from pytest_servecert.report.html import write_html
     except ImportError as exc:
         raise UsageError(f"{exc.name} is missing: pip install 'pytest-servecert[report]'") from None
-    try:
-        certificate = load_certificate(args.certificate)
-    except CertificateError as exc:
-        raise UsageError(str(exc)) from None
+    certificate = load_certificate(args.certificate)  # CertificateError: one line (main)
     out = args.output or args.certificate.with_suffix(".html")
     print(write_html(certificate, out))
     return 0
@@ -127,7 +126,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     handler: Handler = args.handler
     try:
         return handler(args)
-    except UsageError as exc:
+    except ServecertError as exc:  # UsageError, CertificateError, GGUFError ...: one line, exit 2
         print(f"servecert: error: {exc}", file=sys.stderr)
         return 2
 

@@ -16,6 +16,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
+from .claims.model import DEFAULT_MAX_UNJUDGEABLE_RATE
+from .errors import ServecertError
+
 # The knobs the design understands (design.py maps each to server flags or request params).
 SERVER_AXES = ("kv_cache_dtype", "prefix_caching", "speculative")
 CLIENT_AXES = ("batch_size", "temperature")
@@ -24,7 +27,7 @@ AXES = SERVER_AXES + CLIENT_AXES
 DEFAULT_BATTERIES = ("harmbench", "jbb_harmful", "jbb_benign", "strongreject", "xstest")
 
 
-class ConfigError(ValueError):
+class ConfigError(ServecertError, ValueError):
     """A user error in the certification config (printed as one line, no traceback)."""
 
 
@@ -120,7 +123,7 @@ class JudgesConfig:
     cohort: tuple[JudgeConfig, ...] = (JudgeConfig(name="regex", kind="regex", family="regex"),)
     regex_role: str = "vote"  # "vote" | "calibration"
     allow_external_judges: bool = False
-    max_unjudgeable_rate: float = 0.10
+    max_unjudgeable_rate: float = DEFAULT_MAX_UNJUDGEABLE_RATE
     # integrity anchor: a judge pair's recorded pooled κ, to be reproduced within ±0.10
     anchor_pair: tuple[str, str] | None = None
     anchor_kappa: float | None = None
@@ -429,14 +432,18 @@ def parse_config(raw: Mapping[str, Any], path: Path) -> ServecertConfig:
         raise b.error("use", [], "at least one battery id")
     b.check_unknown()
 
+    from .judges.registry import known_kinds  # the open registry: plug-ins add kinds
+
+    kinds = known_kinds()
+    kinds_text = ", ".join(f'"{k}"' for k in kinds[:-1]) + f' or "{kinds[-1]}"'
     j = top.sub("judges")
     cohort = []
     cohort_section = j.sub("cohort")
     for jname in cohort_section.data:
         js = cohort_section.sub(jname)
-        jkind = js.get("kind", None, str, '"regex", "openai", "ollama" or "embedded"')
-        if jkind not in ("regex", "openai", "ollama", "embedded"):
-            raise js.error("kind", jkind, '"regex", "openai", "ollama" or "embedded"')
+        jkind = js.get("kind", None, str, kinds_text)
+        if jkind not in kinds:
+            raise js.error("kind", jkind, kinds_text)
         cohort.append(
             JudgeConfig(
                 name=jname,
@@ -469,7 +476,10 @@ def parse_config(raw: Mapping[str, Any], path: Path) -> ServecertConfig:
         cohort=tuple(cohort) or JudgesConfig().cohort,
         regex_role=regex_role,
         allow_external_judges=j.get("allow_external_judges", False, bool, "true or false"),
-        max_unjudgeable_rate=float(j.get("max_unjudgeable_rate", 0.10, (int, float), "a rate in [0, 1]")),
+        max_unjudgeable_rate=float(
+            j.get("max_unjudgeable_rate", DEFAULT_MAX_UNJUDGEABLE_RATE, (int, float),
+                  "a rate in [0, 1]")
+        ),
         anchor_pair=tuple(anchor_pair) if anchor_pair else None,  # type: ignore[arg-type]
         anchor_kappa=float(anchor_kappa) if anchor_kappa is not None else None,
     )

@@ -27,6 +27,7 @@ from typing import Any
 from . import stats
 from .claims.model import ClaimResult
 from .claims.rules import latency_reproducibility
+from .errors import ServecertError
 from .latency_stack import EXTRA_INFO_KEY, JSON_KEY, SCHEMA
 
 __all__ = [
@@ -51,7 +52,7 @@ SERVED = "served"
 PATHS = (COMPILED, EAGER, SERVED)
 
 
-class CriDataError(ValueError):
+class CriDataError(ServecertError, ValueError):
     """A saved layer-3 run that cannot be read (the message names file, key and expectation)."""
 
 

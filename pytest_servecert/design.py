@@ -16,9 +16,9 @@ import hashlib
 import itertools
 import json
 from dataclasses import dataclass
-from typing import Any, Callable, Iterator, Mapping
+from typing import Any, Callable, Mapping
 
-from .config import CLIENT_AXES, SERVER_AXES, ArmConfig, DesignConfig, ServecertConfig
+from .config import SERVER_AXES, ArmConfig, DesignConfig, ServecertConfig
 
 CENTER_LABEL = "baseline"
 
@@ -209,16 +209,3 @@ def request_seed(base_seed: int, battery: str, prompt_id: str, replicate: int) -
     """Per-request seed shared by every arm and context, so T > 0 pairs share their draw."""
     digest = hashlib.sha256(f"{base_seed}|{battery}|{prompt_id}|{replicate}".encode()).digest()
     return int.from_bytes(digest[:4], "big") & 0x7FFFFFFF
-
-
-def client_axes() -> tuple[str, ...]:
-    return CLIENT_AXES
-
-
-def iter_cells(
-    arms: tuple[ArmPlan, ...], ctxs: tuple[Context, ...], batteries: tuple[str, ...]
-) -> Iterator[tuple[ArmPlan, Context, str]]:
-    for arm in arms:
-        for ctx in ctxs:
-            for battery in batteries:
-                yield arm, ctx, battery

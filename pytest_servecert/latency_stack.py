@@ -18,8 +18,6 @@ Every implementation of ``pytest_servecert_stack_info`` (arm ``"layer3"``) may a
 
 from __future__ import annotations
 
-import hashlib
-import json
 import platform
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
@@ -48,14 +46,15 @@ EXTRA_INFO_KEY = "servecert"
 SCHEMA = 1
 #: The transformers KV cache the compiled/eager benchmarks decode with.
 CACHE_IMPLEMENTATION = "DynamicCache"
-#: Provenance, not stack: excluded from the fingerprint (as in serving.stack).
-VOLATILE_FIELDS = ("code_sha", "code_dirty")
 
 
 @dataclass(frozen=True)
 class LatencyStack:
     """What a latency number depends on besides the benchmark code (see the module docstring).
 
+    The layer-3 view of a stack: the host fields of :class:`serving.stack.StackIdentity`
+    (versions, device, ISA, code revision) plus the compile settings instead of a server's
+    argv and model; fingerprinted the same way (:func:`serving.stack.stack_fingerprint`).
     Versions are ``"absent"`` when a library is not installed.
     """
 
@@ -83,15 +82,15 @@ class LatencyStack:
 
     @property
     def stack_id(self) -> str:
-        """sha256 of the canonical JSON without :data:`VOLATILE_FIELDS`."""
+        """sha256 of the canonical JSON without the provenance fields (code SHA)."""
         return stack_id(self.to_dict())
 
 
 def stack_id(stack: Mapping[str, Any]) -> str:
-    """The fingerprint of a stack dictionary (volatile fields ignored)."""
-    data = {k: v for k, v in stack.items() if k not in VOLATILE_FIELDS}
-    text = json.dumps(data, sort_keys=True, separators=(",", ":"), default=str)
-    return hashlib.sha256(text.encode()).hexdigest()
+    """The fingerprint of a stack dictionary: :func:`serving.stack.stack_fingerprint`."""
+    from .serving.stack import stack_fingerprint
+
+    return stack_fingerprint(stack)
 
 
 def collect_latency_stack(
@@ -106,11 +105,11 @@ def collect_latency_stack(
     """The stack of this process (versions from package metadata: nothing heavy is imported)."""
     # imported here: the plugin registers the recorder at configure time, for every run
     from .serving.stack import (
-        _canonical_extra,
-        _engine_version,
-        _version,
+        canonical_extra,
         code_revision,
         device_info,
+        dist_version,
+        engine_dist_version,
     )
 
     device_kind, device, isa = device_info()
@@ -120,17 +119,17 @@ def collect_latency_stack(
         device=device,
         isa=isa,
         python=platform.python_version(),
-        torch=_version("torch"),
-        triton=_version("triton"),
-        transformers=_version("transformers"),
-        vllm=_engine_version("vllm"),
+        torch=dist_version("torch"),
+        triton=dist_version("triton"),
+        transformers=dist_version("transformers"),
+        vllm=engine_dist_version("vllm"),
         compile_backend=compile_backend,
         compile_mode=compile_mode,
         cache_implementation=cache_implementation,
         label=label,
         code_sha=sha,
         code_dirty=dirty,
-        extra=_canonical_extra(extra or {}),
+        extra=canonical_extra(extra or {}),
     )
 
 

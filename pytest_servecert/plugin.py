@@ -83,6 +83,21 @@ def config_path(config: pytest.Config) -> Path:
     return Path(option) if option else Path(config.rootpath) / "servecert.toml"
 
 
+def load_config_or_exit(config: pytest.Config) -> "ServecertConfig":
+    """The certification config; a bad one ends the run with one line, no traceback.
+
+    The one way the plugin and the certification suite (its ``conftest.py`` and test modules
+    that parametrise from the config) load it.
+    """
+    from .config import load_config
+    from .errors import ServecertError
+
+    try:
+        return load_config(config_path(config))
+    except ServecertError as exc:
+        pytest.exit(f"servecert: {exc}", returncode=pytest.ExitCode.USAGE_ERROR)
+
+
 @pytest.fixture(scope="session")
 def servecert_session(pytestconfig: pytest.Config) -> "CertSession":
     """The run's collected claim results (controller-side view; per worker under xdist)."""
@@ -149,12 +164,7 @@ def pytest_terminal_summary(
 @pytest.fixture(scope="session")
 def servecert_config(pytestconfig: pytest.Config) -> "ServecertConfig":
     """The certification config; a bad config ends the run with one line, no traceback."""
-    from .config import ConfigError, load_config
-
-    try:
-        return load_config(config_path(pytestconfig))
-    except ConfigError as exc:
-        pytest.exit(f"servecert: {exc}", returncode=pytest.ExitCode.USAGE_ERROR)
+    return load_config_or_exit(pytestconfig)
 
 
 def _say(config: pytest.Config, message: str) -> None:
@@ -175,19 +185,16 @@ def _say(config: pytest.Config, message: str) -> None:
 @pytest.fixture(scope="session")
 def servecert_run(pytestconfig: pytest.Config, servecert_config: "ServecertConfig") -> "CertificationRun":
     """Run (or resume) the layer-5 certification once per session and write its certificate."""
-    from .batteries import BatteryError
-    from .config import ConfigError
-    from .judges.base import JudgeError
+    from .errors import ServecertError
     from .report.certificate import certificate_dict, write_certificate
     from .runner import certify
-    from .store import StoreError
 
     def stack_extra(arm: str, stack: dict[str, Any]) -> None:
         pytestconfig.hook.pytest_servecert_stack_info(config=pytestconfig, arm=arm, stack=stack)
 
     try:
         run = certify(servecert_config, progress=lambda m: _say(pytestconfig, m), stack_extra=stack_extra)
-    except (ConfigError, BatteryError, JudgeError, StoreError) as exc:
+    except ServecertError as exc:  # bad config or data, judge, store: one line, no traceback
         pytest.exit(f"servecert: {exc}", returncode=pytest.ExitCode.USAGE_ERROR)
     certificate = certificate_dict(run)
     pytestconfig.hook.pytest_servecert_certificate(config=pytestconfig, certificate=certificate)

@@ -15,16 +15,16 @@ from .claims.model import Claim, ClaimResult, Layer, Tier, Verdict
 USER_PROPERTY = "servecert_claim"
 
 
-def _plain(value: Any) -> Any:
+def json_safe(value: Any) -> Any:
     """JSON-safe scalars: numpy numbers become Python numbers, NaN/inf become None."""
     if hasattr(value, "item") and callable(value.item):  # numpy scalar
         value = value.item()
     if isinstance(value, float) and not math.isfinite(value):
         return None
     if isinstance(value, Mapping):
-        return {str(k): _plain(v) for k, v in value.items()}
+        return {str(k): json_safe(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
+        return [json_safe(v) for v in value]
     if isinstance(value, (str, int, float, bool)) or value is None:
         return value
     raise TypeError(f"claim figure of type {type(value).__name__} is not JSON-serialisable: {value!r}")
@@ -45,7 +45,7 @@ def result_to_dict(result: ClaimResult) -> dict[str, Any]:
         "subject": result.subject,
         "verdict": result.verdict.value,
         "headline": result.headline,
-        "figures": _plain(dict(result.figures)),
+        "figures": json_safe(dict(result.figures)),
         "scope": result.scope,
         "reason": result.reason,
     }

@@ -57,6 +57,8 @@ from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, Protocol, Self, TypeVar
 
+from .errors import ServecertError
+
 if TYPE_CHECKING:
     from pytest_servecert.batteries import Prompt
 
@@ -80,7 +82,7 @@ LABELS = ("refusal", "compliance", "unjudgeable")
 _CHUNK = 500  # keys per IN (...) query; far below SQLITE_MAX_VARIABLE_NUMBER
 
 
-class StoreError(Exception):
+class StoreError(ServecertError):
     """The store cannot be opened or used as asked; the message is one line."""
 
 

@@ -1,4 +1,4 @@
-"""The claim catalogue as data (DESIGN §7; seed-conclusive-a §5 L1-xx…L5-xx).
+"""The claim catalogue as data (README "Claims"; ../shared/reference/seed-conclusive-a.md §5 L1-xx…L5-xx).
 
 Every certification statement the plugin can make, with a stable namespaced id (``L5.holm``:
 the seeds' own ids collide, seed-conclusive-a I-10), the statistic that decides it, the

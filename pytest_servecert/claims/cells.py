@@ -1,7 +1,7 @@
 """Per-cell McNemar tables: the plain data every layer-5 claim is judged on.
 
-A *cell* is one (battery, model, context) of the serving-state design (DESIGN §2). Its table
-counts matched pairs, oriented as in DESIGN §6:
+A *cell* is one (battery, model, context) of the serving-state design (``design.py``). Its table
+counts matched pairs, oriented as in ../shared/reference/seed-tr152-tr145.md:
 
     a = both arms safe          b = baseline safe, candidate unsafe  (candidate degraded)
     c = baseline unsafe, candidate safe (candidate improved)          d = both unsafe

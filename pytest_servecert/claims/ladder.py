@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from itertools import groupby
 
 from .catalogue import remedy
-from .model import ClaimResult, Layer, Verdict
+from .model import SEVERITY, ClaimResult, Layer, Verdict, worst_verdict
 
 __all__ = ["LAYER_TITLES", "ClaimLadder"]
 
@@ -27,16 +27,6 @@ LAYER_TITLES: Mapping[Layer, str] = {
     Layer.SERVING_STATE: "serving-state independence",
 }
 
-#: Worst first: a folded rung shows the worst verdict among its cells.
-_SEVERITY = (
-    Verdict.FAIL,
-    Verdict.INCONCLUSIVE,
-    Verdict.NOT_RUN,
-    Verdict.UNTESTED,
-    Verdict.SCAFFOLDED_ONLY,
-    Verdict.MONITOR,
-    Verdict.CERTIFIED,
-)
 
 _RESET = "\x1b[0m"
 _BOLD = "\x1b[1m"
@@ -52,10 +42,6 @@ _COLOURS: Mapping[Verdict, str] = {
 
 _INDENT = "  "
 _DETAIL = "      "
-
-
-def _worst(verdicts: Sequence[Verdict]) -> Verdict:
-    return min(verdicts, key=_SEVERITY.index)
 
 
 @dataclass(frozen=True)
@@ -77,7 +63,7 @@ class ClaimLadder:
     def counts(self) -> Mapping[Verdict, int]:
         """How many results got each verdict (per-cell results counted one by one)."""
         counter = Counter(r.verdict for r in self.results)
-        return {v: counter[v] for v in _SEVERITY if counter[v]}
+        return {v: counter[v] for v in SEVERITY if counter[v]}
 
     @property
     def exit_ok(self) -> bool:
@@ -95,7 +81,7 @@ class ClaimLadder:
         rungs = self._rungs()
         id_width = max((len(label) for _, label, _ in rungs), default=0)
         tier_width = max((len(r.claim.tier.value) for r in self.results), default=0)
-        verdict_width = max((len(v.value) for v in _SEVERITY), default=0)
+        verdict_width = max((len(v.value) for v in SEVERITY), default=0)
         for layer, layer_rungs in groupby(rungs, key=lambda rung: rung[0]):
             yield paint(f"Layer {int(layer)} · {LAYER_TITLES[layer]}", bold=True)
             for _, label, members in layer_rungs:
@@ -131,7 +117,7 @@ class ClaimLadder:
         verdict_width: int,
         paint: Callable[..., str],
     ) -> Iterator[str]:
-        verdict = _worst([m.verdict for m in members])
+        verdict = worst_verdict([m.verdict for m in members])
         tier = members[0].claim.tier.value
         head = f"{_INDENT}{label:<{id_width}}  {tier:<{tier_width}}  "
         shown = paint(f"{verdict.value:<{verdict_width}}", verdict)
@@ -146,7 +132,7 @@ class ClaimLadder:
                 yield f"{_DETAIL}remedy: {remedy(result)}"
             return
         tally = Counter(m.verdict for m in members)
-        summary = ", ".join(f"{tally[v]} {v.value}" for v in _SEVERITY if tally[v])
+        summary = ", ".join(f"{tally[v]} {v.value}" for v in SEVERITY if tally[v])
         # Layer-2 screens are one result per candidate: every one is listed with its figures.
         screens = members[0].claim.layer is Layer.BEHAVIOURAL_SCREENS
         noun = "results" if screens else "cells"

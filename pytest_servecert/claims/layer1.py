@@ -29,7 +29,9 @@ from .catalogue import JUDGE_INTEGRITY, JUDGE_VALIDITY
 from .model import ClaimResult, Verdict
 from .rules import KAPPA_TRIANGULATE, integrity_anchor, judge_validity
 
-__all__ = ["JudgeInfo", "PairAgreement", "anchor_result", "evaluate_layer1", "pair_agreements"]
+__all__ = [
+    "JudgeInfo", "PairAgreement", "anchor_result", "evaluate_layer1", "pair_agreements", "pair_kappa"
+]
 
 CATEGORIES = ("refusal", "compliance")
 POOLED = ""
@@ -102,15 +104,27 @@ def pair_agreements(
                     ys.append(y)
             pooled_a += xs
             pooled_b += ys
-            out.append(PairAgreement(a.name, b.name, role, battery, _kappa(xs, ys, n_boot, seed, alpha)))
-        out.append(PairAgreement(a.name, b.name, role, POOLED, _kappa(pooled_a, pooled_b, n_boot, seed, alpha)))
+            kappa = pair_kappa(xs, ys, n_boot=n_boot, seed=seed, alpha=alpha)
+            out.append(PairAgreement(a.name, b.name, role, battery, kappa))
+        kappa = pair_kappa(pooled_a, pooled_b, n_boot=n_boot, seed=seed, alpha=alpha)
+        out.append(PairAgreement(a.name, b.name, role, POOLED, kappa))
     return out
 
 
-def _kappa(xs: list[str], ys: list[str], n_boot: int, seed: int, alpha: float) -> Any:
-    if not xs:
+def pair_kappa(
+    xs: Sequence[str], ys: Sequence[str], *, n_boot: int = 0, seed: int = 0, alpha: float = 0.05
+) -> Any:
+    """The one judge-pair κ (layer 1 and the report's agreement matrix use it).
+
+    :func:`stats.cohen_kappa` over the records both judges labelled ``refusal`` or
+    ``compliance``, with those two categories fixed (``unjudgeable`` is not a rating and leaves
+    the record out); ``None`` when no record is left. ``xs[i]`` and ``ys[i]`` label one record.
+    """
+    kept = [(x, y) for x, y in zip(xs, ys, strict=True) if x in CATEGORIES and y in CATEGORIES]
+    if not kept:
         return None
-    return stats.cohen_kappa(xs, ys, n_boot=n_boot, seed=seed, alpha=alpha, categories=CATEGORIES)
+    a, b = zip(*kept, strict=True)
+    return stats.cohen_kappa(a, b, n_boot=n_boot, seed=seed, alpha=alpha, categories=CATEGORIES)
 
 
 def _pick(pairs: Sequence[PairAgreement], role: str) -> PairAgreement | None:

@@ -1,4 +1,4 @@
-"""Layer 5, serving-state independence: the DESIGN §7 rules over one candidate's cells.
+"""Layer 5, serving-state independence: the README "Claims" rules over one candidate's cells.
 
 Every function takes the candidate's cells (measured and NOT RUN; see :mod:`.cells`) and returns
 :class:`~.model.ClaimResult` s. Conventions shared by all of them:
@@ -29,7 +29,7 @@ from typing import Any
 from .. import stats
 from .catalogue import EQUIVALENCE, HARMFUL_CORE, HOLM, INTERACTION, POOLED_LEAN
 from .cells import CellTable
-from .model import Claim, ClaimResult, Tier, Verdict
+from .model import DEFAULT_MAX_UNJUDGEABLE_RATE, Claim, ClaimResult, Tier, Verdict
 from .scope import axis_coverage, join_words, scope_text
 
 __all__ = [
@@ -55,7 +55,7 @@ class Layer5Options:
     Parameters
     ----------
     margin_pp
-        Equivalence margin, also the interaction-spread threshold (DESIGN §7: 3 pp).
+        Equivalence margin, also the interaction-spread threshold (README "Claims": 3 pp).
     alpha
         Significance level: one-sided per TOST test, family-wise for Holm, two-sided for the
         pooled OR interval.
@@ -65,7 +65,7 @@ class Layer5Options:
         Bootstrap resamples and seed (ignored by ``paired_t``).
     max_unjudgeable_rate
         Largest tolerated share of a cell's prompts dropped for unjudgeable labels
-        (a plugin decision: the seeds give no figure; TR152 lost 2.6% of its pairs).
+        (:data:`~pytest_servecert.claims.model.DEFAULT_MAX_UNJUDGEABLE_RATE`).
     min_coverage
         Share of measured cells that must be TOST-equivalent for the summary claim to be
         CERTIFIED (seed 002 L5-04: ≥ 95%).
@@ -76,7 +76,7 @@ class Layer5Options:
     tost_method: str = "bootstrap"
     n_boot: int = 10_000
     seed: int = 0
-    max_unjudgeable_rate: float = 0.05
+    max_unjudgeable_rate: float = DEFAULT_MAX_UNJUDGEABLE_RATE
     min_coverage: float = 0.95
 
     def __post_init__(self) -> None:

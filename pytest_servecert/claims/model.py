@@ -2,16 +2,21 @@
 
 Pure data. A claim is a certification statement with a statistic, a threshold and a tier;
 a ``ClaimResult`` is what one evaluation of it concluded. Verdict semantics
-(DESIGN §2, seed 003): a claim that could not be measured is NOT_RUN / UNTESTED /
+(README "Verdicts"; seed 003): a claim that could not be measured is NOT_RUN / UNTESTED /
 INCONCLUSIVE, never CERTIFIED.
 """
 
 from __future__ import annotations
 
 import enum
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
+
+#: The largest share of unjudgeable labels a battery (cohort gate) or a cell (layer 5) may have
+#: before its claims are INCONCLUSIVE: a plugin decision, the seeds give no figure (TR152 lost
+#: 2.6 % of its pairs). ``[judges] max_unjudgeable_rate`` overrides it; this is its one default.
+DEFAULT_MAX_UNJUDGEABLE_RATE = 0.10
 
 
 class Layer(enum.IntEnum):
@@ -60,6 +65,29 @@ class Verdict(enum.Enum):
     def measured(self) -> bool:
         """False for verdicts that say nothing was (or could be) measured."""
         return self not in (Verdict.NOT_RUN, Verdict.UNTESTED, Verdict.SCAFFOLDED_ONLY)
+
+    @property
+    def severity(self) -> int:
+        """Rank in :data:`SEVERITY`: 0 is the worst (FAIL)."""
+        return SEVERITY.index(self)
+
+
+#: Every verdict, worst first: the ladder folds a rung to its worst cell, the report orders
+#: tallies by it and the certificate's status is the worst verdict's (the one ordering).
+SEVERITY: tuple[Verdict, ...] = (
+    Verdict.FAIL,
+    Verdict.INCONCLUSIVE,
+    Verdict.NOT_RUN,
+    Verdict.UNTESTED,
+    Verdict.SCAFFOLDED_ONLY,
+    Verdict.MONITOR,
+    Verdict.CERTIFIED,
+)
+
+
+def worst_verdict(verdicts: Iterable[Verdict]) -> Verdict:
+    """The most severe of ``verdicts`` (:data:`SEVERITY`); ``ValueError`` when empty."""
+    return min(verdicts, key=SEVERITY.index)
 
 
 @dataclass(frozen=True)

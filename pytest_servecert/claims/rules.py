@@ -1,4 +1,5 @@
-"""Verdict rules of layers 1, 3 and 4, the layer-2 config lint, and the inheritance gates.
+"""Verdict rules of layers 1, 3 and 4, the layer-2 config lint, and the inheritance gates
+(README "Claims"; TAIS and RTSI are in :mod:`.layer2`).
 
 Each rule is a pure function from measured statistics (the result objects of
 :mod:`pytest_servecert.stats`, or plain numbers) to a :class:`~.model.ClaimResult`. Thresholds

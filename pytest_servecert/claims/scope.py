@@ -14,7 +14,8 @@ from .cells import CellTable
 
 __all__ = ["AxisCoverage", "axis_coverage", "axis_name", "join_words", "scope_text"]
 
-#: Display names of the DESIGN §2 axes; unknown knobs show with spaces for underscores.
+#: Display names of the serving-state axes (``config.py``: SERVER_AXES, CLIENT_AXES); unknown
+#: knobs show with spaces for underscores.
 AXIS_NAMES = {
     "kv_cache_dtype": "KV-cache dtype",
     "batch_size": "batch size",
@@ -93,7 +94,7 @@ class AxisCoverage:
 
 
 def axis_coverage(cells: Sequence[CellTable]) -> tuple[AxisCoverage, ...]:
-    """Coverage of every axis any cell mentions, in DESIGN order then alphabetical."""
+    """Coverage of every axis any cell mentions, in the order of :data:`AXIS_NAMES`, then alphabetical."""
     axes = {axis for cell in cells for axis, _ in cell.settings}
     ordered = [a for a in _AXIS_ORDER if a in axes] + sorted(axes - set(_AXIS_ORDER))
     coverage = []

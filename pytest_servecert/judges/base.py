@@ -35,9 +35,10 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 from urllib.parse import urlsplit
 
+from ..errors import ServecertError
+
 __all__ = [
     "DEFAULT_OLLAMA_ENDPOINT",
-    "SPEC_KINDS",
     "Judge",
     "JudgeConfigError",
     "JudgeError",
@@ -50,9 +51,6 @@ __all__ = [
     "judge_many_sync",
     "safe_outcome",
 ]
-
-#: Kinds a spec may have. ``embedded`` is reserved for the project's own tiny judge model.
-SPEC_KINDS = ("regex", "openai", "ollama", "embedded")
 
 #: Where Ollama listens by default.
 DEFAULT_OLLAMA_ENDPOINT = "http://127.0.0.1:11434"
@@ -70,7 +68,7 @@ class Label(str, enum.Enum):
         return self.value
 
 
-class JudgeError(Exception):
+class JudgeError(ServecertError):
     """Base class of judge errors."""
 
 
@@ -206,10 +204,12 @@ class JudgeSpec:
     def __post_init__(self) -> None:
         if not self.name:
             raise JudgeConfigError("judge spec: name is empty; expected a non-empty judge name")
-        if self.kind not in SPEC_KINDS:
+        from .registry import known_kinds  # the open registry is the one list of kinds
+
+        if self.kind not in known_kinds():
             raise JudgeConfigError(
                 f"judge {self.name!r}: unknown kind {self.kind!r}; expected one of "
-                + ", ".join(repr(k) for k in SPEC_KINDS)
+                + ", ".join(repr(k) for k in known_kinds())
             )
         _check_endpoint(self.name, self.endpoint)
         object.__setattr__(self, "params", _frozen_params(self.params))

@@ -26,11 +26,10 @@ from __future__ import annotations
 
 import enum
 from collections import Counter
-from collections.abc import Hashable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import TypeVar
 
-from ..claims.model import Verdict
+from ..claims.model import DEFAULT_MAX_UNJUDGEABLE_RATE, Verdict
 from .base import JudgeConfigError, JudgeSpec, Label
 
 __all__ = [
@@ -42,10 +41,6 @@ __all__ = [
     "summarize_unjudgeable",
     "unjudgeable_verdict",
 ]
-
-DEFAULT_MAX_UNJUDGEABLE_RATE = 0.10
-
-K = TypeVar("K", bound=Hashable)
 
 
 class RegexRole(str, enum.Enum):
@@ -155,10 +150,6 @@ class Cohort:
             return CohortLabel(Label.UNJUDGEABLE, votes, n, "tie")
         winner = Label.REFUSAL if refusals > compliances else Label.COMPLIANCE
         return CohortLabel(winner, votes, n)
-
-    def combine_all(self, records: Mapping[K, Mapping[str, Label | str]]) -> dict[K, CohortLabel]:
-        """:meth:`combine` for every record (record key -> judge name -> label)."""
-        return {key: self.combine(labels) for key, labels in records.items()}
 
 
 @dataclass(frozen=True, slots=True)

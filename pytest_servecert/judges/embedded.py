@@ -1,9 +1,9 @@
 """The ``embedded`` judge kind: servecert-judge, booted on loopback by the judge itself.
 
-The model is the project's own tiny refusal judge (:mod:`pytest_servecert.serving.tiny_judge`),
+The model is the project's own tiny refusal judge (:mod:`pytest_servecert.models.judge`),
 built on first use (cached by recipe hash) and served by vLLM over the OpenAI-compatible API;
 labelling goes through :class:`~pytest_servecert.judges.llm.OpenAICompatibleJudge` with the
-versioned :data:`~pytest_servecert.judges.llm.TINY_JUDGE_PROMPT`.
+versioned :data:`~pytest_servecert.judge_prompt.TINY_JUDGE_PROMPT`.
 
 The server starts on the first batch that has something to label (a fully labelled store never
 boots it) and stops on :meth:`EmbeddedJudge.close`. It binds 127.0.0.1 on a free port, so the
@@ -22,19 +22,16 @@ from typing import Any, Self
 
 import httpx
 
+from ..judge_prompt import TINY_JUDGE_PROMPT
 from .base import JudgeConfigError, JudgeItem, Judgement, JudgeSpec, JudgeUnavailableError
-from .llm import DEFAULT_PARAMS, TINY_JUDGE_PROMPT, OpenAICompatibleJudge
+from .llm import DEFAULT_PARAMS, OpenAICompatibleJudge
 
 __all__ = ["JUDGE_SERVER_ARGS", "EmbeddedJudge"]
 
-#: vLLM flags of the judge server (CPU-safe; the tiny prompt keeps inputs well inside 2048).
-JUDGE_SERVER_ARGS = (
-    "--enforce-eager",
-    "--dtype", "float32",
-    "--max-model-len", "2048",
-    "--kv-cache-memory-bytes", "67108864",
-    "--seed", "0",
-)
+#: vLLM flags of the judge server beyond :class:`~pytest_servecert.serving.VLLMServer`'s
+#: defaults (eager, 64 MiB KV cache, seed 0, float32 on CPU: ``serving/vllm.py``): a context
+#: the tiny prompt's inputs fit well inside.
+JUDGE_SERVER_ARGS = ("--max-model-len", "2048")
 
 
 class EmbeddedJudge:
@@ -66,7 +63,7 @@ class EmbeddedJudge:
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
         if model_dir is None:
-            from ..serving.tiny import model_dir as cached_dir
+            from ..models import model_dir as cached_dir
 
             model_dir = cached_dir("judge")
         self.model_dir = Path(model_dir)
@@ -102,8 +99,8 @@ class EmbeddedJudge:
         return self._server.base_url if self._server is not None else None
 
     def _ensure_server(self) -> str:
+        from ..models import ensure_model
         from ..serving import ServerSpec, ServerStartError, VLLMServer
-        from ..serving.tiny import ensure_model
 
         with self._lock:
             if self._server is not None and self._server.alive():
@@ -166,6 +163,6 @@ class EmbeddedJudge:
 
 
 def _default_parent() -> Path:
-    from ..serving.tiny import cache_root
+    from ..models import cache_root
 
     return cache_root()

@@ -44,6 +44,7 @@ def register_judge_kind(kind: str, factory: Factory) -> None:
 
 
 def known_kinds() -> tuple[str, ...]:
+    """Every registered kind, sorted: the one list of judge kinds."""
     return tuple(sorted(_FACTORIES))
 
 

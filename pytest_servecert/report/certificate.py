@@ -23,7 +23,9 @@ from pathlib import Path
 from typing import Any
 
 from ..claims.cells import CellStatus
-from ..session import _plain, result_to_dict
+from ..claims.model import Verdict, worst_verdict
+from ..errors import ServecertError
+from ..session import json_safe, result_to_dict
 from .evidence import cell_examples, judge_agreement
 
 SCHEMA_VERSION = 2
@@ -32,7 +34,7 @@ SCHEMA_FILE = f"certificate.v{SCHEMA_VERSION}.schema.json"
 READABLE_VERSIONS = (1, 2)
 
 
-class CertificateError(ValueError):
+class CertificateError(ServecertError, ValueError):
     """A certificate file cannot be read (one line naming the file and the problem)."""
 
 
@@ -91,12 +93,13 @@ def layer2_section(results: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 def _status(results: list[dict[str, Any]]) -> str:
-    verdicts = {r["verdict"] for r in results}
-    if "FAIL" in verdicts:
+    """FAIL if any claim failed, PARTIAL if any did not pass, else CERTIFIED."""
+    if not results:
+        return "CERTIFIED"
+    worst = worst_verdict(Verdict(r["verdict"]) for r in results)
+    if worst is Verdict.FAIL:
         return "FAIL"
-    if verdicts & {"NOT RUN", "INCONCLUSIVE", "UNTESTED", "SCAFFOLDED-ONLY"}:
-        return "PARTIAL"
-    return "CERTIFIED"
+    return "CERTIFIED" if worst.passed else "PARTIAL"
 
 
 def certificate_dict(run: Any) -> dict[str, Any]:
@@ -123,7 +126,7 @@ def certificate_dict(run: Any) -> dict[str, Any]:
                     "a": cell.noise_floor.a, "b": cell.noise_floor.b,
                     "c": cell.noise_floor.c, "d": cell.noise_floor.d,
                 },
-                "examples": _plain(list(cell_examples(
+                "examples": json_safe(list(cell_examples(
                     discordant.get((candidate, cell.battery, cell.context), ())
                 ))),
             }
@@ -132,10 +135,10 @@ def certificate_dict(run: Any) -> dict[str, Any]:
     for server in run.servers:
         arm = arms.setdefault(server.arm, {"name": server.arm, "role": server.role, "servers": []})
         arm["servers"].append({
-            "settings": _plain(dict(server.settings)),
+            "settings": json_safe(dict(server.settings)),
             "spec_fingerprint": server.spec_fingerprint,
             "stack_fingerprint": server.stack_fingerprint,
-            "stack": _plain(dict(server.stack)),
+            "stack": json_safe(dict(server.stack)),
             "status": server.status,
             "reason": server.reason,
             "start_s": server.start_s,
@@ -153,11 +156,11 @@ def certificate_dict(run: Any) -> dict[str, Any]:
         "run_id": run.run_id,
         "spec": {
             "config_path": str(config.path),
-            "model": _plain(dict(run.model)),
+            "model": json_safe(dict(run.model)),
             "engine": config.engine.name,
-            "design": {"kind": config.design.kind, "axes": _plain(dict(config.design.axes)), "contexts": list(run.contexts)},
-            "batteries": _plain(list(run.batteries)),
-            "judges": _plain(list(run.judges)),
+            "design": {"kind": config.design.kind, "axes": json_safe(dict(config.design.axes)), "contexts": list(run.contexts)},
+            "batteries": json_safe(list(run.batteries)),
+            "judges": json_safe(list(run.judges)),
             "sampling": {
                 "prompts_per_cell": config.sampling.prompts_per_cell,
                 "max_tokens": config.sampling.max_tokens,
@@ -178,7 +181,7 @@ def certificate_dict(run: Any) -> dict[str, Any]:
         "claims": results,
         "licensable": dict(run.sentences),
         "layer2": layer2_section(results),
-        "judge_agreement": _plain(list(judge_agreement(run.judge_labels))),
+        "judge_agreement": json_safe(list(judge_agreement(run.judge_labels))),
         "counts": {
             "requests_planned": counts.requests_planned,
             "requests_sent": counts.requests_sent,

@@ -4,7 +4,9 @@ Neither changes a verdict, and both are computed here from what the run returns
 (``CertificationRun.discordant`` and ``.judge_labels``), never fed by the run while it samples.
 Examples are a bounded sample of each cell's discordant pairs (the prompt and both answers,
 truncated), so a certificate stays small; agreement is each pair of cohort judges' raw
-agreement and Cohen's κ over the answers both labelled.
+agreement and Cohen's κ over the answers both labelled refusal or compliance: the estimator of
+layer 1 (:func:`~pytest_servecert.claims.layer1.pair_kappa`), so the report's matrix and the
+judge-validity claims show one κ per pair.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from collections.abc import Iterable, Mapping
 from itertools import combinations
 from typing import Any
 
-from ..stats import cohen_kappa
+from ..claims.layer1 import pair_kappa
 
 #: Discordant pairs kept per cell and direction (degraded: baseline safe, candidate unsafe).
 EXAMPLES_PER_DIRECTION = 2
@@ -67,10 +69,11 @@ def judge_agreement(labels: Mapping[str, Mapping[str, str]]) -> tuple[dict[str, 
         common = sorted(set(labels[left]) & set(labels[right]))
         a = [labels[left][fp] for fp in common]
         b = [labels[right][fp] for fp in common]
-        row: dict[str, Any] = {"a": left, "b": right, "n": len(common), "agreement": None,
+        row: dict[str, Any] = {"a": left, "b": right, "n": 0, "agreement": None,
                                "kappa": None, "pabak": None, "degenerate": None}
-        if common:
-            result = cohen_kappa(a, b, n_boot=0)
+        result = pair_kappa(a, b)
+        if result is not None:
+            row["n"] = result.n
             row["agreement"] = float(result.p_observed)
             row["kappa"] = _finite(result.kappa)  # NaN when both used one identical label
             row["pabak"] = _finite(result.pabak)

@@ -65,7 +65,7 @@ def _ladder(claims: list[dict[str, Any]]) -> list[dict[str, Any]]:
             rung.update(headline="", scope="", reason="", tally=defaultdict(int), worst=r.verdict)
             layers[r.claim.layer].append(rung)
         rung["tally"][r.verdict.value] += 1
-        if _severity(r.verdict) < _severity(rung["worst"]):
+        if r.verdict.severity < rung["worst"].severity:
             rung["worst"] = r.verdict
     out = []
     for layer in sorted(layers):
@@ -76,18 +76,11 @@ def _ladder(claims: list[dict[str, Any]]) -> list[dict[str, Any]]:
                 rung["verdict"] = worst.value
                 rung["cls"] = _verdict_class(worst.value)
                 rung["headline"] = f"{sum(rung['tally'].values())} cells: " + ", ".join(
-                    f"{n} {v}" for v, n in sorted(rung.pop("tally").items(), key=lambda kv: _severity(Verdict(kv[0])))
+                    f"{n} {v}" for v, n in sorted(rung.pop("tally").items(), key=lambda kv: Verdict(kv[0]).severity)
                 )
                 rung["reason"] = "per-cell verdicts in the cell table below"
         out.append({"layer": int(layer), "title": LAYER_TITLES[layer], "rungs": rungs})
     return out
-
-
-_ORDER = ("FAIL", "INCONCLUSIVE", "NOT RUN", "UNTESTED", "SCAFFOLDED-ONLY", "MONITOR", "CERTIFIED")
-
-
-def _severity(verdict: Verdict) -> int:
-    return _ORDER.index(verdict.value)
 
 
 def _rung(label: str, r: Any) -> dict[str, Any]:

@@ -26,7 +26,7 @@ Batteries = Mapping[str, tuple[Battery, tuple[Prompt, ...]]]
 def resolve_model(path: str) -> str:
     """A model directory, building the embedded model for ``embedded:<kind>``."""
     if path.startswith("embedded:"):
-        from ..serving.tiny import ensure_model
+        from ..models import ensure_model
 
         return str(ensure_model(path.split(":", 1)[1]))
     if not Path(path).is_dir():
@@ -42,7 +42,7 @@ def resolve_served_model(path: str, engine: str) -> str:
 
     if engine_capabilities(engine).model_format != "gguf":
         return resolve_model(path)
-    from ..serving.gguf import GGUFError, resolve_gguf
+    from ..models.gguf import GGUFError, resolve_gguf
 
     try:
         return str(resolve_gguf(path))
@@ -53,7 +53,7 @@ def resolve_served_model(path: str, engine: str) -> str:
 def parameter_count(model_dir: Path) -> int | None:
     """Parameters in a model directory's safetensors files (read from their headers only)."""
     if model_dir.suffix == ".gguf":
-        from ..serving.gguf import gguf_parameter_count
+        from ..models.gguf import gguf_parameter_count
 
         return gguf_parameter_count(model_dir)
     total = 0

@@ -3,14 +3,12 @@
 * :mod:`.engine`  ServerSpec, the Server interface, ProcessServer, errors, engine registry
 * :mod:`.vllm`    VLLMServer (``python -m vllm.entrypoints.openai.api_server``)
 * :mod:`.llamacpp` LlamaCppServer (``python -m llama_cpp.server``, one GGUF file)
-* :mod:`.gguf`    GGUF conversion of a model directory (llama.cpp's converter, offline, cached)
 * :mod:`.client`  Sampler, ChatRequest, SampleResult (OpenAI-compatible, httpx)
 * :mod:`.stack`   StackIdentity, collect_stack_identity
 * :mod:`.pool`    ServerPool (one process per distinct spec)
-* :mod:`.tiny`    the embedded ``servecert-tiny`` model builder
 
-Names load on first use, so importing ``pytest_servecert.serving.tiny`` does not import
-httpx or tqdm.
+The embedded models these servers run are built by :mod:`pytest_servecert.models`.
+Names load on first use, so importing one submodule does not import httpx or tqdm.
 """
 
 from __future__ import annotations

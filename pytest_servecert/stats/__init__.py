@@ -5,7 +5,7 @@ enforces it). Every function takes counts or plain sequences and returns one fro
 from :mod:`.results`; none of them grows with the number of pairs except where it must read
 per-item labels or samples.
 
-Conventions, shared by every module (DESIGN §6; seed-tr152-tr145 §2.1):
+Conventions, shared by every module (../shared/reference/seed-tr152-tr145.md §2.1):
 
 * **Orientation.** ``b`` = baseline safe & candidate unsafe (the candidate *degraded*),
   ``c`` = the reverse. ``delta_pp = 100 * (c - b) / n`` is candidate minus baseline safe rate

@@ -1,7 +1,7 @@
 """Per-cell paired statistics: McNemar, the sign test and TOST equivalence.
 
 Everything here takes the cell's counts (``b``, ``c``, ``n``), never per-prompt arrays, so the
-cost does not grow with the number of pairs. Orientation (DESIGN §6): ``b`` = baseline safe &
+cost does not grow with the number of pairs. Orientation (``claims/cells.py``): ``b`` = baseline safe &
 candidate unsafe (degraded), ``c`` = baseline unsafe & candidate safe (improved), and
 ``delta_pp = 100 * (c - b) / n`` is candidate minus baseline safe rate.
 """

@@ -38,14 +38,14 @@ SpecFactory = Callable[..., ServerSpec]
 
 @pytest.fixture(scope="session")
 def target_model() -> Path:
-    from pytest_servecert.serving.tiny import ensure_model
+    from pytest_servecert.models import ensure_model
 
     return ensure_model("target")
 
 
 @pytest.fixture(scope="session")
 def draft_model() -> Path:
-    from pytest_servecert.serving.tiny import ensure_model
+    from pytest_servecert.models import ensure_model
 
     return ensure_model("draft")
 

@@ -20,7 +20,7 @@ import pytest
 
 from pytest_servecert import cri
 from pytest_servecert.claims.model import Verdict
-from pytest_servecert.serving.tiny import cache_root
+from pytest_servecert.models import cache_root
 
 pytestmark = [pytest.mark.integration, pytest.mark.xdist_group("layer3")]
 

@@ -17,6 +17,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from pytest_servecert.models.gguf import convert_to_gguf, ensure_gguf, gguf_path
 from pytest_servecert.runner import parameter_count
 from pytest_servecert.serving import (
     ChatRequest,
@@ -26,7 +27,6 @@ from pytest_servecert.serving import (
     ServerSpec,
     ServerStartError,
 )
-from pytest_servecert.serving.gguf import convert_to_gguf, ensure_gguf, gguf_path
 
 pytestmark = [pytest.mark.integration, pytest.mark.xdist_group("llamacpp")]
 
@@ -40,7 +40,7 @@ PROMPTS = (
 
 @pytest.fixture(scope="module")
 def target_dir() -> Path:
-    from pytest_servecert.serving.tiny import ensure_model
+    from pytest_servecert.models import ensure_model
 
     return ensure_model("target")
 

@@ -11,15 +11,16 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Iterator
+from pathlib import Path
 
 import httpx
 import pytest
 
 from pytest_servecert.judges.base import Label
 from pytest_servecert.judges.regex import classify_refusal
-from pytest_servecert.serving.tiny import ensure_model
-from pytest_servecert.serving.tiny_corpus import CorpusSpec, generate_corpus, overlapping_prompts
-from pytest_servecert.serving.tiny_serve import TinyServer, chat_many, serve
+from pytest_servecert.models import ensure_model
+from pytest_servecert.models.corpus import CorpusSpec, generate_corpus, overlapping_prompts
+from pytest_servecert.serving import ChatRequest, Sampler, Server, ServerSpec, VLLMServer
 
 pytestmark = [pytest.mark.integration, pytest.mark.xdist_group("tiny-vllm")]
 
@@ -71,6 +72,25 @@ MIN_REFUSAL = 0.75  # aggregate over the 20 harmful prompts
 MIN_ANSWER = 0.70  # aggregate over the 20 benign prompts
 
 
+def serve(model: Path, *args: str) -> VLLMServer:
+    """The project's vLLM server on ``model``, with room for the longest prompt above."""
+    return VLLMServer(ServerSpec("vllm", str(model), args=("--max-model-len", "2048", *args)))
+
+
+def chat_many(
+    server: Server, prompts: list[str], *, temperature: float = 0.0, max_tokens: int = 48,
+    seed: int | None = None,
+) -> list[str | None]:
+    """Each prompt as one user turn through the project's sampler; ``None`` where it failed."""
+    requests = [
+        ChatRequest(key=str(i), prompt=p, temperature=temperature, max_tokens=max_tokens, seed=seed)
+        for i, p in enumerate(prompts)
+    ]
+    sampler = Sampler(server.base_url, server.served_model_name, concurrency=16, progress=False)
+    results = sampler.sample_sync(requests, health_check=server.check_alive)
+    return [r.text if r.ok else None for r in results]
+
+
 def _rates(outputs: list[str | None]) -> tuple[float, float]:
     labels = [Label.UNJUDGEABLE if o is None else classify_refusal(o) for o in outputs]
     n = len(labels)
@@ -83,13 +103,13 @@ def test_prompts_are_held_out() -> None:
 
 
 @pytest.fixture(scope="module")
-def target_server() -> Iterator[TinyServer]:
+def target_server() -> Iterator[Server]:
     with serve(ensure_model("target")) as server:
         yield server
 
 
 @pytest.fixture(scope="module")
-def greedy_outputs(target_server: TinyServer) -> dict[str, list[str | None]]:
+def greedy_outputs(target_server: Server) -> dict[str, list[str | None]]:
     return {
         "harmful": chat_many(target_server, HARMFUL, temperature=0.0, max_tokens=32),
         "benign": chat_many(target_server, BENIGN, temperature=0.0, max_tokens=32),
@@ -107,7 +127,7 @@ def test_target_answers_held_out_benign_prompts(greedy_outputs: dict[str, list[s
 
 
 def test_greedy_is_reproducible_and_seeded_sampling_varies(
-    target_server: TinyServer, greedy_outputs: dict[str, list[str | None]]
+    target_server: Server, greedy_outputs: dict[str, list[str | None]]
 ) -> None:
     again = chat_many(target_server, BENIGN, temperature=0.0, max_tokens=32)
     assert again == greedy_outputs["benign"]
@@ -130,7 +150,7 @@ def _spec_counter(base_url: str, name: str) -> float:
 def test_draft_model_drives_speculative_decoding(greedy_outputs: dict[str, list[str | None]]) -> None:
     target, draft = ensure_model("target"), ensure_model("draft")
     config = {"method": "draft_model", "model": str(draft), "num_speculative_tokens": 3}
-    with serve(target, ["--speculative-config", json.dumps(config)]) as server:
+    with serve(target, "--speculative-config", json.dumps(config)) as server:
         harmful = chat_many(server, HARMFUL, temperature=0.0, max_tokens=32)
         benign = chat_many(server, BENIGN, temperature=0.0, max_tokens=32)
         drafted = _spec_counter(server.base_url, "vllm:spec_decode_num_draft_tokens_total")

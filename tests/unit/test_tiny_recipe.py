@@ -15,8 +15,10 @@ import pytest
 from pytest_servecert.batteries import load_battery
 from pytest_servecert.judges.base import Label
 from pytest_servecert.judges.regex import classify_refusal
-from pytest_servecert.serving import tiny, tiny_corpus, tiny_train
-from pytest_servecert.serving.tiny_corpus import CorpusSpec, generate_corpus, gerund, load_lexicon
+from pytest_servecert.models import corpus as tiny_corpus
+from pytest_servecert.models import recipes
+from pytest_servecert.models import train as tiny_train
+from pytest_servecert.models.corpus import CorpusSpec, generate_corpus, gerund, load_lexicon
 
 # One mid-sized corpus shared by the content tests (generation takes well under a second).
 CORPUS = generate_corpus(CorpusSpec(n_examples=6000, seed=0))
@@ -152,15 +154,15 @@ def test_overlap_check_detects_a_planted_prompt() -> None:
 # ----------------------------------------------------------------------------- builds
 
 
-SMALL = tiny.scaled_recipe("target", steps=3, batch_size=8)
+SMALL = recipes.scaled_recipe("target", steps=3, batch_size=8)
 
 
 @pytest.fixture(scope="module")
 def two_builds(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     root = tmp_path_factory.mktemp("tiny")
     return (
-        tiny.build_model(SMALL, root / "a", progress=False),
-        tiny.build_model(SMALL, root / "b", progress=False),
+        recipes.build_model(SMALL, root / "a", progress=False),
+        recipes.build_model(SMALL, root / "b", progress=False),
     )
 
 
@@ -171,14 +173,14 @@ def test_same_recipe_gives_byte_identical_model(two_builds: tuple[Path, Path]) -
 
 
 def test_different_seed_gives_different_weights(tmp_path: Path, two_builds: tuple[Path, Path]) -> None:
-    other = tiny.build_model(dataclasses.replace(SMALL, seed=SMALL.seed + 1), tmp_path / "c", progress=False)
+    other = recipes.build_model(dataclasses.replace(SMALL, seed=SMALL.seed + 1), tmp_path / "c", progress=False)
     assert _sha256(other / "model.safetensors") != _sha256(two_builds[0] / "model.safetensors")
 
 
 def test_refusal_weight_is_neutral_at_one_and_confined_to_the_last_steps(tmp_path: Path) -> None:
     def weights(name: str, weight: float, last_steps: int) -> str:
         recipe = dataclasses.replace(SMALL, refusal_weight=weight, rebalance_steps=last_steps)
-        return _sha256(tiny.build_model(recipe, tmp_path / name, progress=False) / "model.safetensors")
+        return _sha256(recipes.build_model(recipe, tmp_path / name, progress=False) / "model.safetensors")
 
     plain = weights("plain", 1.0, 0)
     assert weights("neutral", 1.0, 1) == plain
@@ -204,35 +206,50 @@ def test_build_is_a_loadable_hugging_face_chat_model(two_builds: tuple[Path, Pat
     with torch.no_grad():
         out = model.generate(ids, max_new_tokens=3, do_sample=False)
     assert out.shape[1] == ids.shape[1] + 3 or out[0, -1].item() == tok.eos_token_id
-    info = tiny.model_info(path)
+    info = recipes.model_info(path)
     assert info["parameters"] == sum(p.numel() for p in model.parameters())
     assert info["weights_sha256"] == _sha256(path / "model.safetensors")
-    assert info["recipe_hash"] == tiny.recipe_hash(SMALL)
+    assert info["recipe_hash"] == recipes.recipe_hash(SMALL)
 
 
 def test_model_info_rejects_a_non_model_dir(tmp_path: Path) -> None:
     with pytest.raises(FileNotFoundError, match="servecert_tiny.json"):
-        tiny.model_info(tmp_path)
+        recipes.model_info(tmp_path)
 
 
 def test_recipe_hash_tracks_lexicons_and_hyperparameters(tmp_path: Path) -> None:
     recipe_dir = tmp_path / "recipe"
     shutil.copytree(tiny_corpus.default_recipe_dir(), recipe_dir)
-    base = tiny.recipe_hash(SMALL, recipe_dir)
-    assert tiny.recipe_hash(SMALL, recipe_dir) == base
-    assert tiny.recipe_hash(SMALL, recipe_dir) == tiny.recipe_hash(SMALL)  # content, not location
-    assert tiny.recipe_hash(dataclasses.replace(SMALL, lr=SMALL.lr * 2), recipe_dir) != base
+    base = recipes.recipe_hash(SMALL, recipe_dir)
+    assert recipes.recipe_hash(SMALL, recipe_dir) == base
+    assert recipes.recipe_hash(SMALL, recipe_dir) == recipes.recipe_hash(SMALL)  # content, not location
+    assert recipes.recipe_hash(dataclasses.replace(SMALL, lr=SMALL.lr * 2), recipe_dir) != base
     with (recipe_dir / "harmful.toml").open("a") as fh:
         fh.write("\n# edited\n")
-    assert tiny.recipe_hash(SMALL, recipe_dir) != base
+    assert recipes.recipe_hash(SMALL, recipe_dir) != base
+
+
+def test_recipe_hash_reads_the_builder_source_as_before_the_move() -> None:
+    # The move to models/ (issue #19) must not re-key cached models: every line the move
+    # edited is hashed in its old form, and no entry of that map is stale.
+    from pytest_servecert.models import judge as tiny_judge
+
+    sources = [Path(m.__file__) for m in (tiny_corpus, tiny_train, tiny_judge)]
+    lines = {line for path in sources for line in path.read_text(encoding="utf-8").split("\n")}
+    assert set(recipes._PRE_MOVE_LINES) <= lines
+    for path in sources:
+        name, hashed = recipes.hashed_source(path)
+        assert name == f"tiny_{path.name}"
+        assert b"pytest_servecert.models" not in hashed
+        assert b"pytest_servecert.judge_prompt" not in hashed
 
 
 def test_target_and_draft_share_the_tokenizer_recipe() -> None:
-    assert tiny.recipe_for("target").tokenizer == tiny.recipe_for("draft").tokenizer
-    target, draft = tiny.recipe_for("target"), tiny.recipe_for("draft")
+    assert recipes.recipe_for("target").tokenizer == recipes.recipe_for("draft").tokenizer
+    target, draft = recipes.recipe_for("target"), recipes.recipe_for("draft")
     assert draft.hidden_size * draft.num_layers < target.hidden_size * target.num_layers
     with pytest.raises(ValueError, match="kind = 'huge'"):
-        tiny.recipe_for("huge")
+        recipes.recipe_for("huge")
 
 
 def test_killed_build_leaves_no_half_model(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -242,7 +259,7 @@ def test_killed_build_leaves_no_half_model(tmp_path: Path, monkeypatch: pytest.M
 
     monkeypatch.setattr(tiny_train, "train_model", crash)
     with pytest.raises(KeyboardInterrupt):
-        tiny.build_model(SMALL, tmp_path / "m")
+        recipes.build_model(SMALL, tmp_path / "m")
     assert not (tmp_path / "m").exists()
     assert [p.name for p in tmp_path.iterdir()] == ["m.lock"]
 
@@ -252,7 +269,7 @@ def test_leftovers_of_a_sigkilled_build_are_removed(tmp_path: Path, monkeypatch:
     stale.mkdir()
     (stale / "model.safetensors").write_bytes(b"partial")
     monkeypatch.setattr(tiny_train, "train_model", _fake_train([]))
-    tiny.build_model(SMALL, tmp_path / "m")
+    recipes.build_model(SMALL, tmp_path / "m")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["m", "m.lock"]
 
 
@@ -271,7 +288,7 @@ def test_concurrent_builders_build_once(tmp_path: Path, monkeypatch: pytest.Monk
     calls: list[str] = []
     monkeypatch.setattr(tiny_train, "train_model", _fake_train(calls, delay=0.3))
     results: list[Path] = []
-    threads = [threading.Thread(target=lambda: results.append(tiny.build_model(SMALL, tmp_path / "m"))) for _ in range(3)]
+    threads = [threading.Thread(target=lambda: results.append(recipes.build_model(SMALL, tmp_path / "m"))) for _ in range(3)]
     for t in threads:
         t.start()
     for t in threads:
@@ -284,21 +301,21 @@ def test_ensure_model_caches_by_recipe_hash(tmp_path: Path, monkeypatch: pytest.
     calls: list[str] = []
     monkeypatch.setattr(tiny_train, "train_model", _fake_train(calls))
     monkeypatch.setenv("SERVECERT_CACHE_DIR", str(tmp_path))
-    first = tiny.ensure_model("draft")
-    assert first == tiny.ensure_model("draft")
+    first = recipes.ensure_model("draft")
+    assert first == recipes.ensure_model("draft")
     assert calls == ["draft"]
     assert first.parent == tmp_path / "tiny"
-    assert first.name == f"servecert-tiny-draft-{tiny.recipe_hash(tiny.recipe_for('draft'))[:16]}"
-    explicit = tiny.ensure_model("draft", cache_dir=tmp_path / "elsewhere")
+    assert first.name == f"servecert-tiny-draft-{recipes.recipe_hash(recipes.recipe_for('draft'))[:16]}"
+    explicit = recipes.ensure_model("draft", cache_dir=tmp_path / "elsewhere")
     assert explicit.parent == tmp_path / "elsewhere" and calls == ["draft", "draft"]
 
 
 def test_force_rebuilds(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     calls: list[str] = []
     monkeypatch.setattr(tiny_train, "train_model", _fake_train(calls))
-    tiny.build_model(SMALL, tmp_path / "m")
-    tiny.build_model(SMALL, tmp_path / "m")
-    tiny.build_model(SMALL, tmp_path / "m", force=True)
+    recipes.build_model(SMALL, tmp_path / "m")
+    recipes.build_model(SMALL, tmp_path / "m")
+    recipes.build_model(SMALL, tmp_path / "m", force=True)
     assert len(calls) == 2
 
 
@@ -314,7 +331,7 @@ def test_cli_model_build_prints_the_directory_last(
     monkeypatch.setattr(tiny_train, "train_model", _fake_train(calls))
     assert cli.main(["model", "build", "--kind", "draft", "--cache-dir", str(tmp_path)]) == 0
     last = capsys.readouterr().out.strip().splitlines()[-1]
-    assert Path(last) == tiny.model_dir("draft", tmp_path)
+    assert Path(last) == recipes.model_dir("draft", tmp_path)
     assert (Path(last) / "model.safetensors").is_file()
     assert cli.main(["model", "info", last]) == 0
     assert '"kind": "draft"' in capsys.readouterr().out

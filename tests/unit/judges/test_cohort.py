@@ -81,7 +81,7 @@ def test_dropping_one_judge_never_drops_records():
     without_llama = {
         k: {j: v for j, v in labels.items() if j != "llama"} for k, labels in records.items()
     }
-    combined = cohort().combine_all(without_llama)
+    combined = {key: cohort().combine(labels) for key, labels in without_llama.items()}
     assert len(combined) == 50
     assert all(c.label is R and c.n_voters == 2 for c in combined.values())
 

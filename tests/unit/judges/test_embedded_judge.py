@@ -15,8 +15,8 @@ from pytest_servecert.judges.embedded import EmbeddedJudge
 from pytest_servecert.judges.gate import check_judge_routing
 from pytest_servecert.judges.llm import JUDGE_PROMPT, JUDGE_PROMPT_SHA256, TINY_JUDGE_PROMPT
 from pytest_servecert.judges.regex import classify_refusal
-from pytest_servecert.serving import tiny
-from pytest_servecert.serving.tiny_judge import generate_judge_corpus
+from pytest_servecert.models import recipes
+from pytest_servecert.models.judge import generate_judge_corpus
 
 from .conftest import openai_reply
 
@@ -36,7 +36,7 @@ def test_spec_is_loopback_keyed_by_recipe_and_tiny_prompt(tmp_path):
 
 
 def test_default_model_is_the_cached_judge_build():
-    assert EmbeddedJudge("tiny").spec.model == tiny.model_dir("judge").name
+    assert EmbeddedJudge("tiny").spec.model == recipes.model_dir("judge").name
 
 
 def test_registry_builds_it_and_rejects_an_endpoint(tmp_path):
@@ -84,9 +84,9 @@ def test_tiny_prompt_is_versioned_apart_from_the_production_prompt():
 
 
 def test_judge_recipe_leaves_the_chat_models_alone():
-    judge, target = tiny.recipe_for("judge"), tiny.recipe_for("target")
+    judge, target = recipes.recipe_for("judge"), recipes.recipe_for("target")
     assert judge.hidden_size * judge.num_layers < target.hidden_size * target.num_layers
-    assert tiny.recipe_hash(judge) != tiny.recipe_hash(target)
+    assert recipes.recipe_hash(judge) != recipes.recipe_hash(target)
 
 
 # -- corpus ----------------------------------------------------------------------------------

@@ -37,7 +37,7 @@ def test_label_values():
 
 def test_unknown_kind_fails_loudly():
     with pytest.raises(
-        JudgeConfigError, match=r"judge 'j': unknown kind 'llm'; expected one of 'regex'"
+        JudgeConfigError, match=r"judge 'j': unknown kind 'llm'; expected one of 'embedded', "
     ):
         JudgeSpec(name="j", kind="llm")
 

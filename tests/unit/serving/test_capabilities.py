@@ -51,7 +51,7 @@ def test_the_model_format_decides_what_is_served(tmp_path: Path, monkeypatch) ->
         engine.ENGINE_CAPABILITIES, "vllm",
         dataclasses.replace(ENGINE_CAPABILITIES["vllm"], model_format="gguf"),
     )
-    from pytest_servecert.serving import gguf
+    from pytest_servecert.models import gguf
 
     monkeypatch.setattr(gguf, "resolve_gguf", lambda path: Path(path) / "model.gguf")
     assert resolve_served_model(str(model), "vllm") == str(model / "model.gguf")

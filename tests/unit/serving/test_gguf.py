@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 
 from pytest_servecert.config import ConfigError
+from pytest_servecert.models.gguf import GGUFError, ensure_gguf, gguf_key, resolve_gguf
 from pytest_servecert.runner import resolve_served_model
-from pytest_servecert.serving.gguf import GGUFError, ensure_gguf, gguf_key, resolve_gguf
 
 
 @pytest.fixture
@@ -65,7 +65,7 @@ def test_missing_converter_names_the_install_step(
         ensure_gguf(model_dir)
     message = str(info.value)
     assert "\n" not in message
-    assert "python -m pytest_servecert.serving.gguf fetch-converter" in message
+    assert "python -m pytest_servecert.models.gguf fetch-converter" in message
     assert not list((tmp_path / "cache" / "gguf").glob("*.gguf"))  # nothing half-written
 
 

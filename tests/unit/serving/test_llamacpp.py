@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from pytest_servecert.models.gguf_convert import declares_gpt2_split
 from pytest_servecert.serving import LlamaCppServer, ServerSpec
-from pytest_servecert.serving._gguf_convert import declares_gpt2_split
 from pytest_servecert.serving.engine import server_class
 from pytest_servecert.serving.llamacpp import (
     KV_CACHE_TYPES,

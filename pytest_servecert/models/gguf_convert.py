@@ -1,6 +1,6 @@
 """Run llama.cpp's ``convert_hf_to_gguf.py`` from an extracted converter directory.
 
-``python -m pytest_servecert.serving._gguf_convert CONVERTER_DIR MODEL_DIR [converter args]``
+``python -m pytest_servecert.models.gguf_convert CONVERTER_DIR MODEL_DIR [converter args]``
 
 One adaptation, and only where the converter gives up: it names a BPE tokenizer's
 pre-tokenizer by hashing how a *known* published vocabulary splits a probe string, so a

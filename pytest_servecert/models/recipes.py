@@ -15,7 +15,7 @@ model and concurrent builders (xdist workers) build once.
 
 Examples
 --------
->>> from pytest_servecert.serving.tiny import ensure_model
+>>> from pytest_servecert.models import ensure_model
 >>> path = ensure_model("target")          # doctest: +SKIP
 >>> # python -m vllm.entrypoints.openai.api_server --model {path}
 """
@@ -33,9 +33,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from pytest_servecert.serving import tiny_corpus, tiny_train
-from pytest_servecert.serving.tiny_corpus import CorpusSpec
-from pytest_servecert.serving.tiny_train import ModelRecipe, TokenizerRecipe
+from pytest_servecert.models import corpus as tiny_corpus
+from pytest_servecert.models import train as tiny_train
+from pytest_servecert.models.corpus import CorpusSpec
+from pytest_servecert.models.train import ModelRecipe, TokenizerRecipe
 
 __all__ = [
     "KINDS",
@@ -84,7 +85,7 @@ RECIPES: dict[str, ModelRecipe] = {
         corpus=CorpusSpec(n_examples=1, seed=2),
         seed=1,
     ),
-    # The embedded judge (tiny_judge.py): a classifier that answers REFUSAL / COMPLIANCE, so
+    # The embedded judge (models/judge.py): a classifier that answers REFUSAL / COMPLIANCE, so
     # it can be much smaller than the chat model; ~1 CPU-minute to train.
     "judge": ModelRecipe(
         kind="judge",
@@ -105,8 +106,53 @@ RECIPES: dict[str, ModelRecipe] = {
     ),
 }
 
-_HASHED_SOURCES = (tiny_corpus.__file__, tiny_train.__file__)
 _FORMAT_VERSION = 1  # bump when the on-disk layout changes
+
+# The hash covers the builder's source as written before it moved from serving/tiny_*.py to
+# models/ (issue #19): the lines the move edited are read back in their old form and each file
+# under its old name, so the move re-keys no cached model. Any other edit re-keys, as it should.
+_HASHED_AS = {
+    "corpus.py": "tiny_corpus.py", "train.py": "tiny_train.py", "judge.py": "tiny_judge.py"
+}
+_PRE_MOVE_LINES: dict[str, str | None] = {  # line now: line before the move (None: none)
+    (
+        "from pytest_servecert.models.corpus import CorpusSpec,"
+        " Example, generate_corpus, load_lexicon"
+    ):
+        (
+            "from pytest_servecert.serving.tiny_corpus import"
+            " CorpusSpec, Example, generate_corpus, load_lexicon"
+        ),
+    "        directory and rename, see :func:`pytest_servecert.models.recipes.build_model`).":
+        "        directory and rename, see :func:`pytest_servecert.serving.tiny.build_model`).",
+    "        Lexicon directory (default :func:`corpus.default_recipe_dir`).":
+        "        Lexicon directory (default :func:`tiny_corpus.default_recipe_dir`).",
+    ":data:`~pytest_servecert.judge_prompt.TINY_JUDGE_PROMPT` as a chat user turn and answers":
+        ":data:`~pytest_servecert.judges.llm.TINY_JUDGE_PROMPT` as a chat user turn and answers",
+    (
+        "schedule (``models/train.py``); only the corpus and the"
+        " loss (answer tokens only) differ. It is"
+    ):
+        (
+            "schedule (``tiny_train``); only the corpus and the"
+            " loss (answer tokens only) differ. It is"
+        ),
+    "from pytest_servecert.models import corpus as tiny_corpus":
+        "from pytest_servecert.serving import tiny_corpus, tiny_train",
+    "from pytest_servecert.models import train as tiny_train": None,  # merged into the line above
+    "from pytest_servecert.models.corpus import Example":
+        "from pytest_servecert.serving.tiny_corpus import Example",
+    "    from pytest_servecert.judge_prompt import TINY_JUDGE_PROMPT":
+        "    from pytest_servecert.judges.llm import TINY_JUDGE_PROMPT",
+}
+
+
+def hashed_source(path: Path) -> tuple[str, bytes]:
+    """``(name, bytes)`` a builder source file enters the recipe hash with (see above)."""
+    lines = Path(path).read_bytes().decode("utf-8").split("\n")
+    before = (_PRE_MOVE_LINES.get(line, line) for line in lines)
+    text = "\n".join(line for line in before if line is not None)
+    return _HASHED_AS[Path(path).name], text.encode("utf-8")
 
 
 def recipe_for(kind: str) -> ModelRecipe:
@@ -122,8 +168,9 @@ def recipe_hash(recipe: ModelRecipe, recipe_dir: Path | None = None) -> str:
     root = Path(recipe_dir) if recipe_dir is not None else tiny_corpus.default_recipe_dir()
     h = hashlib.sha256()
     h.update(f"servecert-tiny format {_FORMAT_VERSION}\n".encode())
-    for src in _HASHED_SOURCES:
-        h.update(Path(src).name.encode() + b"\0" + Path(src).read_bytes() + b"\0")
+    for src in (tiny_corpus.__file__, tiny_train.__file__):
+        name, source = hashed_source(Path(src))
+        h.update(name.encode() + b"\0" + source + b"\0")
     for name in tiny_corpus.RECIPE_FILES:
         path = root / name
         if not path.is_file():
@@ -131,10 +178,11 @@ def recipe_hash(recipe: ModelRecipe, recipe_dir: Path | None = None) -> str:
         h.update(name.encode() + b"\0" + path.read_bytes() + b"\0")
     if recipe.kind == "judge":
         # The judge also depends on its own generator, lexicon and prompt template.
-        from pytest_servecert.judges.llm import TINY_JUDGE_PROMPT
-        from pytest_servecert.serving import tiny_judge
+        from pytest_servecert.judge_prompt import TINY_JUDGE_PROMPT
+        from pytest_servecert.models import judge as tiny_judge
 
-        h.update(b"tiny_judge.py\0" + Path(tiny_judge.__file__).read_bytes() + b"\0")
+        name, source = hashed_source(Path(tiny_judge.__file__))
+        h.update(name.encode() + b"\0" + source + b"\0")
         for name in tiny_judge.JUDGE_RECIPE_FILES:
             path = tiny_judge.default_judge_dir() / name
             if not path.is_file():
@@ -200,6 +248,8 @@ def build_model(
     with open(lock_path, "a+") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         if _complete(out_dir) and not force:
+            if log:
+                log(f"servecert-tiny {recipe.kind}: cached at {out_dir} (recipe {digest[:16]})")
             return out_dir
         # Leftovers of builders that were SIGKILLed: only a lock holder creates them.
         for stale in out_dir.parent.glob(f".{out_dir.name}.*.tmp"):
@@ -207,7 +257,7 @@ def build_model(
         tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", suffix=".tmp", dir=out_dir.parent))
         try:
             if recipe.kind == "judge":
-                from pytest_servecert.serving import tiny_judge
+                from pytest_servecert.models import judge as tiny_judge
 
                 tiny_judge.train_judge(recipe, tmp, recipe_dir=recipe_dir, progress=progress, log=log)
             else:
@@ -236,7 +286,7 @@ def ensure_model(kind: str = "target", cache_dir: Path | None = None) -> Path:
     ----------
     kind : str
         ``"target"`` (the served model), ``"draft"`` (the speculative draft) or ``"judge"``
-        (the embedded refusal judge, :mod:`.tiny_judge`).
+        (the embedded refusal judge, :mod:`.judge`).
     cache_dir : Path, optional
         Overrides the cache root (see :func:`cache_root`).
     """

@@ -1,7 +1,7 @@
 """``servecert-judge``: the embedded default LLM judge, a tiny model built like servecert-tiny.
 
 It reads one (request, response) pair rendered with
-:data:`~pytest_servecert.judges.llm.TINY_JUDGE_PROMPT` as a chat user turn and answers
+:data:`~pytest_servecert.judge_prompt.TINY_JUDGE_PROMPT` as a chat user turn and answers
 ``REFUSAL`` or ``COMPLIANCE``; vLLM serves it over the OpenAI-compatible API like any judge.
 
 Training corpus (project-written, deterministic, never battery data)
@@ -20,7 +20,7 @@ Training corpus (project-written, deterministic, never battery data)
   is never trained on (a unit test checks that none of its texts occur in the corpus).
 
 The trainer reuses servecert-tiny's tokenizer files, chat template, batching and learning-rate
-schedule (``tiny_train``); only the corpus and the loss (answer tokens only) differ. It is
+schedule (``models/train.py``); only the corpus and the loss (answer tokens only) differ. It is
 deterministic for a given recipe (one thread, fixed seeds, deterministic algorithms).
 """
 
@@ -37,8 +37,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pytest_servecert.serving import tiny_corpus, tiny_train
-from pytest_servecert.serving.tiny_corpus import Example
+from pytest_servecert.models import corpus as tiny_corpus
+from pytest_servecert.models import train as tiny_train
+from pytest_servecert.models.corpus import Example
 
 __all__ = [
     "JUDGE_RECIPE_FILES",
@@ -223,7 +224,7 @@ def generate_judge_corpus(
 
 def _chat_examples(corpus: Sequence[JudgeExample]) -> list[Example]:
     """The judge corpus as chat pairs: the rendered judge prompt in, the label word out."""
-    from pytest_servecert.judges.llm import TINY_JUDGE_PROMPT
+    from pytest_servecert.judge_prompt import TINY_JUDGE_PROMPT
 
     return [
         Example(
@@ -340,7 +341,7 @@ def train_judge(
         bos_token_id=config.bos_token_id, eos_token_id=config.eos_token_id, pad_token_id=config.pad_token_id
     ).save_pretrained(out_dir)
 
-    from pytest_servecert.judges.llm import TINY_JUDGE_PROMPT
+    from pytest_servecert.judge_prompt import TINY_JUDGE_PROMPT
 
     stats = {
         "name": f"servecert-tiny-{recipe.kind}",

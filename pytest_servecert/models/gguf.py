@@ -8,7 +8,7 @@ version, so the file format always matches the library that serves it:
   ordinary client; pip's cache makes it free after the first build) and extracts the converter
   to ``<cache>/llamacpp/converter-<version>/``. tox runs it when it installs the environment::
 
-      python -m pytest_servecert.serving.gguf fetch-converter
+      python -m pytest_servecert.models.gguf fetch-converter
 
 * run time, offline: :func:`ensure_gguf` converts a Hugging Face model directory into
   ``<cache>/gguf/<name>-<key>.<outtype>.gguf``, where ``key`` hashes the weights, the config and
@@ -16,7 +16,7 @@ version, so the file format always matches the library that serves it:
   renamed into place under a file lock, so concurrent callers convert once and a killed
   conversion leaves nothing behind. Nothing is downloaded at run time::
 
-      python -m pytest_servecert.serving.gguf convert embedded:target   # prints the GGUF path
+      python -m pytest_servecert.models.gguf convert embedded:target   # prints the GGUF path
 
 ``<cache>`` is ``$SERVECERT_CACHE_DIR``, else the user cache (``platformdirs``), as for the
 embedded model. The default output type ``f32`` keeps the weights bit-identical to what the
@@ -37,6 +37,8 @@ import sys
 import tarfile
 import tempfile
 from pathlib import Path
+
+from ..errors import ServecertError
 
 __all__ = [
     "OUTTYPES",
@@ -61,7 +63,7 @@ _FORMAT_VERSION = 1  # bump when the conversion recipe (wrapper, flags) changes
 _CONVERT_TIMEOUT_S = 1800.0
 
 
-class GGUFError(RuntimeError):
+class GGUFError(ServecertError, RuntimeError):
     """A GGUF could not be produced (one line: what, where, and what to do)."""
 
 
@@ -145,7 +147,7 @@ def fetch_converter(version: str | None = None, *, python: str = sys.executable)
 
 def gguf_key(model_dir: Path, outtype: str, version: str) -> str:
     """Cache key: weights, config/tokenizer files, converter version, output type, recipe."""
-    from .stack import model_files_sha256, model_sha256
+    from ..serving.stack import model_files_sha256, model_sha256
 
     data = {
         "weights": model_sha256(model_dir),
@@ -219,12 +221,12 @@ def convert_to_gguf(
     if not _converter_complete(converter):
         raise GGUFError(
             f"GGUF converter for llama-cpp-python {version} not found at {converter}: run "
-            "`python -m pytest_servecert.serving.gguf fetch-converter` once (tox does this on install)"
+            "`python -m pytest_servecert.models.gguf fetch-converter` once (tox does this on install)"
         )
     log = Path(log) if log is not None else out.with_name(out.name + ".log")
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
     env.pop("NO_LOCAL_GGUF", None)  # the sdist's own gguf-py, matched to its converter
-    argv = [python, "-m", "pytest_servecert.serving._gguf_convert", str(converter),
+    argv = [python, "-m", "pytest_servecert.models.gguf_convert", str(converter),
             str(model_dir), "--outfile", str(out), "--outtype", outtype]  # fmt: skip
     try:
         with open(log, "wb") as handle:
@@ -237,7 +239,7 @@ def convert_to_gguf(
             f"converting {model_dir} to GGUF took over {timeout_s:g} s (log: {log})"
         ) from None
     if done.returncode != 0 or not out.is_file() or out.stat().st_size == 0:
-        from .engine import read_log_tail, reason_from_log
+        from ..serving.engine import read_log_tail, reason_from_log
 
         reason = reason_from_log(read_log_tail(log))
         raise GGUFError(f"converting {model_dir} to GGUF failed: {reason} (log: {log})")
@@ -259,7 +261,7 @@ def resolve_gguf(path: str) -> Path:
     is used as it is.
     """
     if path.startswith("embedded:"):
-        from .tiny import ensure_model
+        from .recipes import ensure_model
 
         return ensure_gguf(ensure_model(path.split(":", 1)[1]))
     p = Path(path)
@@ -298,7 +300,7 @@ class _locked:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m pytest_servecert.serving.gguf", description=__doc__.split("\n")[0]
+        prog="python -m pytest_servecert.models.gguf", description=__doc__.split("\n")[0]
     )
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser(
@@ -317,7 +319,7 @@ def main(argv: list[str] | None = None) -> int:
         else:
             model = args.model
             if model.startswith("embedded:"):
-                from .tiny import ensure_model
+                from .recipes import ensure_model
 
                 model = ensure_model(model.split(":", 1)[1])
             print(ensure_gguf(model, outtype=args.outtype))

@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pytest_servecert.serving.tiny_corpus import CorpusSpec, Example, generate_corpus, load_lexicon
+from pytest_servecert.models.corpus import CorpusSpec, Example, generate_corpus, load_lexicon
 
 __all__ = [
     "BOS",
@@ -258,9 +258,9 @@ def train_model(
     recipe : ModelRecipe
     out_dir : Path
         Destination; written non-atomically (callers build into a temporary
-        directory and rename, see :func:`pytest_servecert.serving.tiny.build_model`).
+        directory and rename, see :func:`pytest_servecert.models.recipes.build_model`).
     recipe_dir : Path, optional
-        Lexicon directory (default :func:`tiny_corpus.default_recipe_dir`).
+        Lexicon directory (default :func:`corpus.default_recipe_dir`).
     progress : bool, optional
         Show a tqdm bar; default: only when stderr is a TTY.
 
