@@ -14,17 +14,26 @@ reverse, ``delta = (c - b) / n``, candidate minus baseline safe rate.
 from __future__ import annotations
 
 import math
+import numbers
 
 from scipy import stats
 
 from . import _validation as check
-from .paired import _margin
 from .results import TostResult
 
 __all__ = ["EXACT_TOST_METHOD", "pairs_needed_exact", "tost_paired_exact"]
 
 EXACT_TOST_METHOD = "exact_cp_bonferroni"
 _MAX_PAIRS = 10_000_000
+
+
+def _margin(margin_pp: object) -> float:
+    # as in paired.py: math.inf is a valid margin (everything equivalent); NaN and <= 0 are not
+    is_number = isinstance(margin_pp, numbers.Real) and not isinstance(margin_pp, bool)
+    margin = float(margin_pp) if is_number else math.nan  # type: ignore[arg-type]
+    if not margin > 0:
+        raise ValueError(f"margin_pp must be a positive number, got {margin_pp!r}")
+    return margin
 
 
 def _upper(k: int, n: int, gamma: float) -> float:
