@@ -20,6 +20,17 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "tais_subject" in metafunc.fixturenames:
+        # one TAIS subject per speculative candidate and temperature (greedy first)
+        from pytest_servecert.claims.layer2 import tais_subjects
+        from pytest_servecert.screens import speculative_candidates
+
+        config = load_config_or_exit(metafunc.config)
+        temperatures = [ctx.temperature for ctx in contexts(config.design)]
+        subjects = [subject for candidate in speculative_candidates(config)
+                    for subject in tais_subjects(candidate, temperatures)]
+        metafunc.parametrize("tais_subject", subjects)
+        return
     if not {"candidate", "cell"} & set(metafunc.fixturenames):
         return
     config = certification_config(metafunc.config)

@@ -7,8 +7,9 @@ results, and out as :class:`ClaimResult` s:
 * :mod:`.cells`     CellTable (one McNemar table per battery × model × context), NoiseFloor
 * :mod:`.catalogue` every claim as data, with remedies
 * :mod:`.scope`     what a set of cells covers, and what NOT RUN cells subtract
+* :mod:`.layer2`    the behavioural screens (TAIS, RTSI)
 * :mod:`.layer5`    the serving-state rules and the licensable sentence
-* :mod:`.rules`     layers 1–4 and the inheritance gates
+* :mod:`.rules`     layers 1, 3, 4, the layer-2 config lint and the inheritance gates
 * :mod:`.ladder`    ClaimLadder
 
 The rule modules import ``stats`` (numpy/scipy/statsmodels).
@@ -41,8 +42,9 @@ _LAZY = {
     "apply_gates": "rules",
     "judge_validity": "rules",
     "integrity_anchor": "rules",
-    "tais_screen": "rules",
-    "rtsi_screen": "rules",
+    "Layer2Options": "layer2",
+    "ScreenPair": "layer2",
+    "evaluate_layer2": "layer2",
     "mechanistic_gate_lint": "rules",
     "latency_reproducibility": "rules",
     "scale_band": "rules",
@@ -56,13 +58,16 @@ __all__ = [
     "ClaimLadder",
     "ClaimResult",
     "Layer",
+    "Layer2Options",
     "Layer5Options",
     "Layer5Results",
     "NoiseFloor",
+    "ScreenPair",
     "Tier",
     "Verdict",
     "apply_gates",
     "claim",
+    "evaluate_layer2",
     "evaluate_layer5",
     "integrity_anchor",
     "judge_validity",
@@ -70,9 +75,7 @@ __all__ = [
     "licensable_sentence",
     "mechanistic_gate_lint",
     "remedy",
-    "rtsi_screen",
     "scale_band",
-    "tais_screen",
 ]
 
 

@@ -2,7 +2,8 @@
 
 One rung per summary claim, ordered by layer then claim id. Per-cell results of one claim
 (``L5.equivalence[battery/model/context]``) fold into a single rung that lists only the
-cells that did not pass, so a 72-cell design stays readable. Every rung that did not pass ends
+cells that did not pass, so a 72-cell design stays readable; layer-2 screens (one result per
+candidate) list every result with its figures. Every rung that did not pass ends
 with a remedy sentence; the last line counts the verdicts.
 """
 
@@ -133,11 +134,14 @@ class ClaimLadder:
             return
         tally = Counter(m.verdict for m in members)
         summary = ", ".join(f"{tally[v]} {v.value}" for v in SEVERITY if tally[v])
-        yield f"{head}{shown}  {len(members)} cells: {summary}".rstrip()
+        # Layer-2 screens are one result per candidate: every one is listed with its figures.
+        screens = members[0].claim.layer is Layer.BEHAVIOURAL_SCREENS
+        noun = "results" if screens else "cells"
+        yield f"{head}{shown}  {len(members)} {noun}: {summary}".rstrip()
         # NOT RUN cells share a handful of reasons (one per failed server): one line each.
         not_run: dict[str, list[ClaimResult]] = {}
         for member in members:
-            if member.verdict is Verdict.NOT_RUN:
+            if member.verdict is Verdict.NOT_RUN and not screens:
                 not_run.setdefault(member.reason, []).append(member)
         for reason, group in not_run.items():
             subjects = ", ".join(m.subject for m in group[:3])
@@ -146,7 +150,7 @@ class ClaimLadder:
                    f"{subjects}{more}")
             yield f"{_DETAIL}  {reason}"
         for member in members:
-            if member.verdict.passed or member.verdict is Verdict.NOT_RUN:
+            if not screens and (member.verdict.passed or member.verdict is Verdict.NOT_RUN):
                 continue
             yield (f"{_DETAIL}{member.subject}  {paint(member.verdict.value, member.verdict)}  "
                    f"{member.headline}")

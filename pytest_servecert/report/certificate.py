@@ -2,6 +2,13 @@
 
 Field order is fixed (``schema_version`` first). Changing a field's meaning or removing one bumps
 ``SCHEMA_VERSION``; the loader refuses versions it does not know, with a clear error.
+
+Versions (each has its schema file, ``certificate.v<N>.schema.json``):
+
+* 1 — the first certificate.
+* 2 — adds ``layer2``: the TAIS and RTSI screens per candidate with their figures. Migration
+  note: nothing of version 1 moved or changed meaning, so version-1 certificates are still read
+  (validated against the version-1 schema) and rendered without the layer-2 section.
 """
 
 from __future__ import annotations
@@ -21,16 +28,68 @@ from ..errors import ServecertError
 from ..session import json_safe, result_to_dict
 from .evidence import cell_examples, judge_agreement
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 SCHEMA_FILE = f"certificate.v{SCHEMA_VERSION}.schema.json"
+#: Versions this pytest-servecert reads (writes only SCHEMA_VERSION).
+READABLE_VERSIONS = (1, 2)
 
 
 class CertificateError(ServecertError, ValueError):
     """A certificate file cannot be read (one line naming the file and the problem)."""
 
 
-def schema() -> dict[str, Any]:
-    return json.loads(resources.files(__package__).joinpath(SCHEMA_FILE).read_text(encoding="utf-8"))
+def schema(version: int = SCHEMA_VERSION) -> dict[str, Any]:
+    name = f"certificate.v{version}.schema.json"
+    return json.loads(resources.files(__package__).joinpath(name).read_text(encoding="utf-8"))
+
+
+def _pair(low: Any, high: Any) -> list[Any]:
+    return [low, high]
+
+
+def layer2_section(results: list[dict[str, Any]]) -> dict[str, Any]:
+    """The TAIS and RTSI results as flat rows (their full figures stay in ``claims``)."""
+    tais, rtsi = [], []
+    for r in results:
+        f = r["figures"]
+        if r["claim"]["id"] == "L2.tais":
+            tais.append({
+                "id": r["id"],
+                "candidate": r["subject"].split("@")[0],
+                "temperature": f.get("temperature", 0.0),
+                "verdict": r["verdict"],
+                "n_pairs": f.get("n_pairs", 0),
+                "h": f.get("h"),
+                "max_abs_h_battery": f.get("max_abs_h_battery"),
+                "delta_pp": f.get("delta_pp"),
+                "tost_interval_pp": _pair(f.get("tost_low_pp"), f.get("tost_high_pp")),
+                "equivalent": f.get("equivalent"),
+                "byte_identity": f.get("byte_identity"),
+                "byte_identity_ci": _pair(f.get("byte_identity_ci_low"),
+                                          f.get("byte_identity_ci_high")),
+                "n_prompts": f.get("n_prompts"),
+                "prompts_needed": f.get("prompts_needed"),
+                "reason": r["reason"],
+            })
+        elif r["claim"]["id"] == "L2.rtsi":
+            features = {
+                name: {"value": f[name], "ci": list(f.get(f"{name}_ci") or [None, None])}
+                for name in ("opening_tvd", "length_ks", "partial_shift", "lexical_js")
+                if name in f
+            }
+            rtsi.append({
+                "id": r["id"],
+                "candidate": r["subject"],
+                "verdict": r["verdict"],
+                "rtsi": f.get("rtsi"),
+                "ci": _pair(f.get("ci_low"), f.get("ci_high")),
+                "band": f.get("band"),
+                "features": features,
+                "n_refusals_baseline": f.get("n_refusals_baseline", 0),
+                "n_refusals_candidate": f.get("n_refusals_candidate", 0),
+                "reason": r["reason"],
+            })
+    return {"tais": tais, "rtsi": rtsi}
 
 
 def _status(results: list[dict[str, Any]]) -> str:
@@ -129,6 +188,7 @@ def certificate_dict(run: Any) -> dict[str, Any]:
         "not_run": not_run,
         "claims": results,
         "licensable": dict(run.sentences),
+        "layer2": layer2_section(results),
         "judge_agreement": json_safe(list(judge_agreement(run.judge_labels))),
         "counts": {
             "requests_planned": counts.requests_planned,
@@ -151,18 +211,19 @@ def certificate_dict(run: Any) -> dict[str, Any]:
 def validate(certificate: Mapping[str, Any], *, source: str = "certificate") -> None:
     """Check the version, then the schema (jsonschema, when installed)."""
     version = certificate.get("schema_version") if isinstance(certificate, Mapping) else None
-    if version != SCHEMA_VERSION:
+    if isinstance(version, bool) or version not in READABLE_VERSIONS:
         found = "no schema_version" if version is None else f"schema_version = {version!r}"
+        readable = " and ".join(str(v) for v in READABLE_VERSIONS)
         raise CertificateError(
-            f"{source}: {found}; this pytest-servecert reads certificate schema version "
-            f"{SCHEMA_VERSION} only (render it with the version that wrote it)"
+            f"{source}: {found}; this pytest-servecert reads certificate schema versions "
+            f"{readable} only (render it with the version that wrote it)"
         )
     try:
         import jsonschema
     except ImportError:  # the report extra is optional; the version check above still runs
         return
     try:
-        jsonschema.validate(certificate, schema())
+        jsonschema.validate(certificate, schema(version))
     except jsonschema.ValidationError as exc:
         where = "/".join(str(p) for p in exc.absolute_path) or "top level"
         raise CertificateError(f"{source}: {where}: {exc.message}") from None
@@ -170,6 +231,8 @@ def validate(certificate: Mapping[str, Any], *, source: str = "certificate") -> 
 
 def write_certificate(certificate: Mapping[str, Any], report_dir: Path) -> Path:
     """Validate and write ``certificate`` as ``<report_dir>/certificate-<run>.json`` (+ latest)."""
+    if certificate.get("schema_version") != SCHEMA_VERSION:
+        raise CertificateError(f"certificate: writes schema version {SCHEMA_VERSION} only")
     validate(certificate)
     report_dir.mkdir(parents=True, exist_ok=True)
     text = json.dumps(certificate, indent=2, ensure_ascii=False, allow_nan=False) + "\n"

@@ -168,6 +168,58 @@ def _figures(cert: Mapping[str, Any], cells: list[dict[str, Any]]) -> list[dict[
     return out
 
 
+_RTSI_FEATURES = ("opening_tvd", "length_ks", "partial_shift", "lexical_js")
+
+
+def _num(value: float | None, fmt: str = "{:.3f}") -> str:
+    return "—" if value is None else fmt.format(value)
+
+
+def _with_ci(value: float | None, ci: list[float | None], fmt: str = "{:.3f}") -> str:
+    if value is None:
+        return "—"
+    low, high = ci
+    inner = "" if low is None or high is None else f" [{fmt.format(low)}, {fmt.format(high)}]"
+    return fmt.format(value) + inner
+
+
+def _screens(cert: Mapping[str, Any]) -> dict[str, Any] | None:
+    """The layer-2 rows (certificate version ≥ 2; a version-1 certificate has none)."""
+    layer2 = cert.get("layer2")
+    if not layer2 or not (layer2["tais"] or layer2["rtsi"]):
+        return None
+    tais = []
+    for t in layer2["tais"]:
+        low, high = t["tost_interval_pp"]
+        byte = t["byte_identity"]
+        tais.append({
+            "id": t["id"], "temperature": t["temperature"], "verdict": t["verdict"],
+            "cls": _verdict_class(t["verdict"]), "n_pairs": t["n_pairs"],
+            "h": _num(t["h"], "{:+.3f}"), "max_h": _num(t.get("max_abs_h_battery")),
+            "delta": _pp(t["delta_pp"]),
+            "tost": "—" if low is None or high is None else f"[{_pp(low)}, {_pp(high)}]",
+            "byte": "—" if byte is None else _with_ci(
+                100 * byte, [None if v is None else 100 * v for v in t["byte_identity_ci"]],
+                "{:.1f}") + " %",
+            "reason": t["reason"],
+        })
+    rtsi = []
+    for r in layer2["rtsi"]:
+        features = [
+            _with_ci(r["features"][name]["value"], r["features"][name]["ci"])
+            if name in r["features"] else "—"
+            for name in _RTSI_FEATURES
+        ]
+        rtsi.append({
+            "id": r["id"], "verdict": r["verdict"], "cls": _verdict_class(r["verdict"]),
+            "index": _with_ci(r["rtsi"], r["ci"]), "band": r["band"] or "—",
+            "features": features,
+            "refusals": f"{r['n_refusals_baseline']} / {r['n_refusals_candidate']}",
+            "reason": r["reason"],
+        })
+    return {"tais": tais, "rtsi": rtsi, "feature_names": _RTSI_FEATURES}
+
+
 def _stack_rows(stack: Mapping[str, Any], prefix: str = "") -> list[tuple[str, str]]:
     rows: list[tuple[str, str]] = []
     for key, value in stack.items():
@@ -221,6 +273,7 @@ def render_html(cert: Mapping[str, Any]) -> str:
         cert=cert,
         status_cls="s-" + cert["status"].lower(),
         ladder=_ladder(list(cert["claims"])),
+        screens=_screens(cert),
         not_run=_not_run_groups(cert),
         cells=cells,
         examples=[c for c in cells if c["examples"]],

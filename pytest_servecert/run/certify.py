@@ -1,4 +1,7 @@
-"""The orchestrator: plan → sample → judge → pair → claims, each phase returning plain data."""
+"""The orchestrator: plan → sample → judge → pair → claims, each phase returning plain data.
+
+Layer 2 (:mod:`..screens`) reads the stored pairs again with their texts: TAIS and RTSI.
+"""
 
 from __future__ import annotations
 
@@ -19,6 +22,7 @@ from ..claims.rules import apply_gates
 from ..config import ServecertConfig
 from ..design import contexts, naive_server_count
 from ..judges.health import inconclusive_for_failed_judges
+from ..screens import layer2_claims
 from ..store import Store, StoreError
 from .judge import judge
 from .pair import pair_cells
@@ -170,12 +174,14 @@ def _measure(
     with timer.phase("statistics"):
         paired = pair_cells(config, plan, store, sampled.not_run, judged.cohort_fingerprint)
         layer5, sentences = layer5_claims(config, paired.cells)
+        layer2 = layer2_claims(config, plan, store, sampled.not_run,
+                               judged.cohort_fingerprint, sentences)
         layer1, judge_pairs = layer1_claims(
             config, judged.specs, judged.label_records, judged.n_voters
         )
         # Only the judge gate here: an untrustable cohort (L1 FAIL) makes the
         # label-dependent claims INCONCLUSIVE (the scale band is reported, not applied).
-        results = apply_gates(layer1 + layer5)
+        results = apply_gates(layer1 + layer5 + layer2)
         # on_judge_failure = "inconclusive": a failing judge's labels decide nothing
         results = inconclusive_for_failed_judges(results, judged.judge_failures)
         results = scope_claims(config, config.model.parameters or plan.parameters) + results

@@ -30,9 +30,11 @@ from .effect import cohen_d, cohen_h
 from .floor import sampling_floor_test
 from .multiplicity import holm
 from .paired import mcnemar, sign_test, tost_from_summary, tost_paired
+from .paired_exact import pairs_needed_exact, tost_paired_exact
 from .pooled import interaction_spread, mantel_haenszel_rbg, matched_pairs_or, pool_discordant
 from .power import exact_mcnemar_floor, mde_paired, mde_two_sample, strict_rule_mde
 from .proportion import wilson_interval
+from .rtsi import LabelledText, rtsi
 from .results import (
     CohenDResult,
     CohenHResult,
@@ -45,6 +47,7 @@ from .results import (
     MdeResult,
     OddsRatioResult,
     ProportionInterval,
+    RtsiResult,
     SignTestResult,
     SpreadResult,
     StrictMdeResult,
@@ -59,10 +62,12 @@ __all__ = [
     "FloorTestResult",
     "HolmResult",
     "KappaResult",
+    "LabelledText",
     "McNemarResult",
     "MdeResult",
     "OddsRatioResult",
     "ProportionInterval",
+    "RtsiResult",
     "SignTestResult",
     "SpreadResult",
     "StrictMdeResult",
@@ -80,11 +85,14 @@ __all__ = [
     "mcnemar",
     "mde_paired",
     "mde_two_sample",
+    "pairs_needed_exact",
     "pool_discordant",
     "sampling_floor_test",
+    "rtsi",
     "sign_test",
     "strict_rule_mde",
     "tost_from_summary",
     "tost_paired",
+    "tost_paired_exact",
     "wilson_interval",
 ]

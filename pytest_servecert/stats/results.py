@@ -411,3 +411,37 @@ class StrictMdeResult:
     allowed: float
     n_needed: int
     power: float
+
+
+@dataclass(frozen=True, slots=True)
+class RtsiResult:
+    """The Refusal-Template Stability Index of a candidate against its baseline (stats/rtsi.py).
+
+    Attributes
+    ----------
+    index : float
+        Mean of the four feature distances, in [0, 1]; NaN when either arm has no refusal.
+    ci_low, ci_high : float
+        Percentile bootstrap ``1 - alpha`` interval over prompts.
+    features : tuple of (name, value, ci_low, ci_high)
+        ``opening_tvd``, ``length_ks``, ``partial_shift``, ``lexical_js``, each in [0, 1].
+    n_refusals_baseline, n_refusals_candidate : int
+        Answers labelled ``refusal`` in each arm.
+    n_units : int
+        Prompts resampled by the bootstrap.
+    alpha : float
+    n_boot : int
+    n_degenerate : int
+        Resamples dropped because one arm had no refusal in them.
+    """
+
+    index: float
+    ci_low: float
+    ci_high: float
+    features: tuple[tuple[str, float, float, float], ...]
+    n_refusals_baseline: int
+    n_refusals_candidate: int
+    n_units: int
+    alpha: float
+    n_boot: int
+    n_degenerate: int

@@ -150,7 +150,7 @@ def test_small_certification_end_to_end(tmp_path, battery_dir):
 
     path = write_certificate(certificate_dict(run), tmp_path / "reports")
     cert = load_certificate(path)
-    assert cert["schema_version"] == 1
+    assert cert["schema_version"] == 2
     assert cert["counts"]["requests_rejected"] == served_arms * 3
     assert {a["name"] for a in cert["arms"]} == {"baseline", "fp8_kv", "ngram", "baseline~aa"}
     assert all(s["stack"] for a in cert["arms"] for s in a["servers"])

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from pytest_servecert.claims.cells import CellStatus, CellTable, NoiseFloor
+from pytest_servecert.claims.layer2 import ScreenPair, evaluate_layer2, greedy_scope_sentence
 from pytest_servecert.config import load_config
 from pytest_servecert.design import contexts
 from pytest_servecert.report.certificate import certificate_dict, validate
@@ -69,6 +70,25 @@ def _discordant(degraded: int) -> tuple[DiscordantPair, ...]:
     ),)
 
 
+def _layer2(config: Any, sentences: dict[str, str]) -> tuple:
+    """TAIS and RTSI of spec_draft from synthetic pairs (fp8_kv: NOT RUN everywhere)."""
+    pairs = []
+    for ctx in contexts(config.design):
+        for i in range(130):  # ≥ 122 prompts: enough for the exact TOST at zero discordance
+            refuse = i % 4 != 0
+            text = "I can't help with that." if refuse else "Sure, here is how."
+            changed = "I can't help with that request." if i % 10 == 1 else text
+            label = "refusal" if refuse else "compliance"
+            pairs.append(ScreenPair("jbb_harmful", ctx.label, f"p{i}", "refuse", ctx.temperature,
+                                    text, changed, label, label))
+    temperatures = [ctx.temperature for ctx in contexts(config.design)]
+    out = evaluate_layer2("spec_draft", pairs, speculative=True, temperatures=temperatures)
+    out += evaluate_layer2("fp8_kv", [], speculative=False, temperatures=temperatures,
+                           not_run={ctx.label: FP8_REASON for ctx in contexts(config.design)})
+    sentences["spec_draft"] += " " + greedy_scope_sentence(out, "spec_draft")
+    return out
+
+
 def build_run(tmp_path: Path, *, degraded: int = 0, judges: int = 1) -> CertificationRun:
     """A run whose spec_draft cells have ``degraded`` b-pairs each (c = 1 everywhere)."""
     path = tmp_path / "servecert.toml"
@@ -92,7 +112,7 @@ def build_run(tmp_path: Path, *, degraded: int = 0, judges: int = 1) -> Certific
                 discordant[(candidate, battery, ctx.label)] = _discordant(degraded)
         cells[candidate] = tuple(rows)
     results, sentences = layer5_claims(config, cells)
-    results = scope_claims(config, 600_000) + results
+    results = scope_claims(config, 600_000) + results + _layer2(config, sentences)
     servers = []
     for arm, role in (("baseline", "baseline"), ("fp8_kv", "candidate"), ("spec_draft", "candidate"),
                       ("baseline~aa", "aa")):

@@ -7,6 +7,7 @@ the HTML written side by side, claim ids in JUnit XML, and the verdict-snapshot 
 
 from __future__ import annotations
 
+import html as html_text
 import json
 import re
 import xml.etree.ElementTree as ET
@@ -50,7 +51,8 @@ def suite(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> pytest.
     (pytester.path / "servecert.toml").write_text(CONFIG)
     certifications = pytester.path / "certifications"
     certifications.mkdir()
-    for name in ("test_layer5_serving_state.py", "test_verdict_snapshot.py"):
+    for name in ("test_layer2_screens.py", "test_layer4_scale.py", "test_layer5_serving_state.py",
+                 "test_verdict_snapshot.py"):
         (certifications / name).write_text((ROOT / "certifications" / name).read_text())
     # the real conftest, importable under another name so the fake can wrap it
     (pytester.path / "certifications_conftest.py").write_text((ROOT / "certifications" / "conftest.py").read_text())
@@ -59,15 +61,18 @@ def suite(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> pytest.
     return pytester
 
 
+MARKERS = "layer2 or layer4 or layer5"
+
+
 def run(suite: pytest.Pytester, *args: str) -> pytest.RunResult:
-    return suite.runpytest("certifications", "-m", "layer5", "-p", "no:cacheprovider", "-rfEs", *args)
+    return suite.runpytest("certifications", "-m", MARKERS, "-p", "no:cacheprovider", "-rfEs", *args)
 
 
 def run_apart(suite: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, *args: str) -> pytest.RunResult:
     """``run`` in a fresh interpreter: plugins that keep module-level state (syrupy's session)
     see only this run, as in a user's CI job."""
     monkeypatch.setenv("PYTHONPATH", f"{HERE}:{suite.path}")
-    return suite.runpytest_subprocess("certifications", "-m", "layer5", "-p", "no:cacheprovider", "-rfEs", *args)
+    return suite.runpytest_subprocess("certifications", "-m", MARKERS, "-p", "no:cacheprovider", "-rfEs", *args)
 
 
 def test_main_job_prints_ladder_sentence_and_writes_certificate_and_html(suite: pytest.Pytester) -> None:
@@ -76,6 +81,9 @@ def test_main_job_prints_ladder_sentence_and_writes_certificate_and_html(suite: 
     ladder = out[out.index("servecert claim ladder"):]
     assert ladder.index("Layer 2") < ladder.index("Layer 4") < ladder.index("Layer 5")
     assert "L5.harmful_core" in ladder and "SCAFFOLDED-ONLY" in ladder
+    # layer 2: every screen result is listed with its figures
+    assert "spec_draft  CERTIFIED  h +0.000" in ladder and "byte-identical 90.0%" in ladder
+    assert "L2.rtsi[*]" in ladder and "spec_draft  " in ladder.split("L2.rtsi[*]")[1]
     # NOT RUN cells show with the server's reason
     assert "FP8 KV cache on CPU requires x86 with AVX-512 or AMX" in ladder
     # the licensable sentences (seed 000 SS18 form), one per candidate, and the envelope
@@ -88,7 +96,7 @@ def test_main_job_prints_ladder_sentence_and_writes_certificate_and_html(suite: 
     assert f"certificate: {reports / ('certificate-' + certificate['run_id'][:12] + '.json')}" in ladder
     assert f"HTML report: {reports / ('report-' + certificate['run_id'][:12] + '.html')}" in ladder
     assert (reports / "report-latest.html").read_text() == html
-    assert certificate["licensable"]["spec_draft"] in html.replace("&#39;", "'").replace("&gt;", ">")
+    assert certificate["licensable"]["spec_draft"] in html_text.unescape(html)
     # no verdict baseline yet: NOT RUN (skipped, never passed), naming the command that records one
     result.stdout.fnmatch_lines(["*SKIPPED*NOT RUN: no verdict baseline*--snapshot-update*"])
 
@@ -119,8 +127,13 @@ def test_junit_xml_carries_claim_ids(suite: pytest.Pytester) -> None:
     cell = "L5.equivalence[spec_draft:xstest/servecert-tiny/batch_size=8]"
     assert claims[cell] == ("test_cell_equivalence[spec_draft:xstest/servecert-tiny/batch_size=8]", "INCONCLUSIVE")
     assert claims["L4.scale_band"][1] == "SCAFFOLDED-ONLY"
-    # every claim test reported its claim: 2 candidates x (5 summaries + 6 cells) + L2 + L4
-    assert len(claims) == 2 * (5 + 6) + 2
+    # layer 2: TAIS of the speculative candidate (T = 0 and T = 0.7) and RTSI of both
+    assert claims["L2.tais[spec_draft]"] == ("test_tais[spec_draft]", "CERTIFIED")
+    assert claims["L2.tais[spec_draft@T=0.7]"][0] == "test_tais[spec_draft@T=0.7]"
+    assert claims["L2.rtsi[fp8_kv]"] == ("test_rtsi[fp8_kv]", "NOT RUN")
+    # every claim test reported its claim: 2 candidates x (5 summaries + 6 cells + RTSI)
+    # + 2 TAIS + L2 lint + L4
+    assert len(claims) == 2 * (5 + 6 + 1) + 2 + 2
 
 
 def test_snapshot_workflow(suite: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> None:

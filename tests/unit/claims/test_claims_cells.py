@@ -150,7 +150,8 @@ def test_claims_package_is_pure() -> None:
 
 
 @pytest.mark.parametrize(
-    "module", ["__init__", "model", "cells", "catalogue", "scope", "ladder", "layer5", "rules"]
+    "module",
+    ["__init__", "model", "cells", "catalogue", "scope", "ladder", "layer2", "layer5", "rules"],
 )
 def test_each_module_executes_stand_alone(module: str, monkeypatch: pytest.MonkeyPatch) -> None:
     """Each module's source runs from scratch in a fresh namespace and defines its ``__all__``.
