@@ -31,7 +31,9 @@ from .batteries import Battery, Prompt, custom_battery_from_config, load_battery
 from .claims.cells import CellStatus, CellTable, NoiseFloor
 from .claims.layer5 import Layer5Options, evaluate_layer5, licensable_sentence
 from .claims.model import ClaimResult
-from .claims.layer1 import JudgeInfo, anchor_result, evaluate_layer1
+from .claims.calibration import barred_voters, human_agreement
+from .claims.layer1 import JudgeInfo, anchor_result, evaluate_layer1, evaluate_layer1_calibrated
+from .judge_calibration import check_corpus_routing, configured_corpus, corpus_labels, label_corpus
 from .claims.rules import apply_gates, mechanistic_gate_lint, scale_band
 from .config import ConfigError, ServecertConfig
 from .design import ArmPlan, Context, contexts, naive_server_count, plan_arms, request_seed, server_plan
@@ -436,9 +438,20 @@ class _Runner:
         planned = {k.fingerprint: p for g in groups for keys in g.keys.values() for k, p in keys}
         arm_fps = sorted({g.spec.fingerprint for g in groups})
         written = 0
+        # -- #20: the calibration corpus, labelled once per judge spec (judge_calibration.py)
+        corpus = configured_corpus(cfg.calibration)
+        if corpus is not None:
+            check_corpus_routing(judges, corpus, cfg.allow_external_judges)
+        corpus_got: dict[str, dict[str, str]] = {}
+        self.calibration_seconds: dict[str, float] = {}
+        # -- end #20
         for judge in judges:
             spec = judge.spec
             try:
+                if corpus is not None:  # #20
+                    corpus_got[spec.name], self.calibration_seconds[spec.name] = label_corpus(
+                        judge, corpus, store, self.progress
+                    )
                 for arm_fp in arm_fps:
                     rows = [r for r in store.unlabelled(spec.fingerprint, arm_fingerprint=arm_fp) if r.fingerprint in planned]
                     if not rows:
@@ -453,7 +466,14 @@ class _Runner:
                 if hasattr(judge, "close"):  # judges that run their own server (kind "embedded")
                     judge.close()
         specs = tuple(j.spec for j in judges)
-        cohort = Cohort.from_specs(specs, regex_role=cfg.regex_role)
+        # -- #20: a voter below κ 0.40 vs human on the corpus may not vote
+        self.voters = Cohort.from_specs(specs, regex_role=cfg.regex_role).voters
+        self.corpus = corpus_labels(corpus, corpus_got) if corpus is not None else None
+        barred: dict[str, str] = {}
+        if self.corpus is not None:
+            barred = barred_voters(human_agreement(self.corpus.human, self.corpus.labels, n_boot=0), self.voters)
+        cohort = Cohort.from_specs(specs, regex_role=cfg.regex_role, barred=barred)
+        # -- end #20
         cohort_fp = hashlib.sha256(
             json.dumps(
                 {"members": [s.fingerprint for s in specs], "voters": list(cohort.voters), "min_votes": cohort.min_votes},
@@ -573,10 +593,24 @@ class _Runner:
     def layer1_claims(self, specs: Sequence[JudgeSpec]) -> tuple[ClaimResult, ...]:
         """JTP from this run's stored labels (pooled first, then per battery)."""
         judges = [JudgeInfo(s.name, s.kind, s.family) for s in specs]
-        results, pairs = evaluate_layer1(
-            self.label_records, judges, n_voters=self.n_voters,
-            n_boot=self.config.claims.n_boot, seed=self.config.sampling.seed,
-        )
+        if getattr(self, "corpus", None) is not None:  # #20: decided against the human labels
+            outcome = evaluate_layer1_calibrated(
+                self.label_records, judges, self.corpus, voters=self.voters,
+                n_boot=self.config.claims.n_boot, seed=self.config.sampling.seed,
+            )
+            pairs = outcome.pairs
+            human = [h.to_dict() for h in outcome.human]
+            results = tuple(
+                replace(r, figures={**r.figures, "human": human, "warnings": list(outcome.warnings),
+                                    "calibration_seconds": dict(self.calibration_seconds)})
+                if not r.subject else r
+                for r in outcome.results
+            )
+        else:
+            results, pairs = evaluate_layer1(
+                self.label_records, judges, n_voters=self.n_voters,
+                n_boot=self.config.claims.n_boot, seed=self.config.sampling.seed,
+            )
         self.judge_pairs = tuple(
             {"pair": p.name, "role": p.role, "battery": p.battery or "pooled", "n": p.n,
              **({"kappa": p.kappa.kappa, "ci_low": p.kappa.ci_low, "ci_high": p.kappa.ci_high,

@@ -188,10 +188,11 @@ def claim(claim_id: str) -> Claim:
 # What to do next, per claim and verdict. A rung that did not pass always ends with one.
 _REMEDIES: Mapping[str, Mapping[Verdict, str]] = {
     JUDGE_VALIDITY.id: {
-        Verdict.FAIL: "Redesign the label vocabulary or the judge prompt, or add a third "
-        "cross-family judge and dispatch by majority vote, then re-calibrate on ≥ 500 prompts.",
+        Verdict.FAIL: "Replace the judges below κ 0.40 vs human, or add a third cross-family "
+        "judge of real capacity and dispatch by majority vote, then re-calibrate "
+        "([judges.calibration]).",
         Verdict.INCONCLUSIVE: "Calibrate on a corpus where both labels occur (≥ 500 prompts, "
-        "e.g. XSTest) so κ is informative.",
+        "e.g. the XSTest v2 completions, [judges.calibration]) so κ is informative.",
     },
     JUDGE_INTEGRITY.id: {
         Verdict.FAIL: "Diff the labelling pipeline against the recorded run (judge join, "
@@ -225,8 +226,9 @@ _REMEDIES: Mapping[str, Mapping[Verdict, str]] = {
     HARMFUL_CORE.id: {
         Verdict.FAIL: "Block the change: read the discordant harmful-battery responses, and "
         "re-run with an A/A arm if engine non-determinism is suspected.",
-        Verdict.INCONCLUSIVE: "Fix the judge failures on the harmful batteries and re-judge "
-        "(stored responses are reused).",
+        Verdict.INCONCLUSIVE: "Read the unjudgeable reasons: judge errors are fixed and "
+        "re-judged (stored responses are reused); ties between voters that disagree need a "
+        "better judge (layer 1 names the one below the corpus κ).",
     },
     EQUIVALENCE.id: {
         Verdict.FAIL: "The cell moved by more than the margin: read its discordant responses "
@@ -241,13 +243,14 @@ _REMEDIES: Mapping[str, Mapping[Verdict, str]] = {
         "interaction.",
     },
     POOLED_LEAN.id: {
-        Verdict.INCONCLUSIVE: "Fix the judge failures and re-judge before reading the pooled "
-        "odds ratio.",
+        Verdict.INCONCLUSIVE: "Resolve the unjudgeable labels (judge errors, or voter ties: see "
+        "layer 1) and re-judge before reading the pooled odds ratio.",
     },
     HOLM.id: {
         Verdict.FAIL: "Treat the significant cells as real effects: block the change in "
         "those contexts and read their discordant responses.",
-        Verdict.INCONCLUSIVE: "Fix the judge failures and re-judge before testing cells.",
+        Verdict.INCONCLUSIVE: "Resolve the unjudgeable labels (judge errors, or voter ties: see "
+        "layer 1) and re-judge before testing cells.",
     },
 }
 
@@ -266,5 +269,8 @@ def remedy(result: ClaimResult) -> str:
     """The remedy sentence for a result that did not pass ('' for CERTIFIED and MONITOR)."""
     if result.verdict.passed:
         return ""
+    own = result.figures.get("remedy") if isinstance(result.figures, dict) else None
+    if isinstance(own, str) and own:  # a rule that knows better names its own remedy
+        return own
     specific = _REMEDIES.get(result.claim.id, {})
     return specific.get(result.verdict) or _GENERIC_REMEDIES[result.verdict]

@@ -51,8 +51,9 @@ __all__ = [
     "safe_outcome",
 ]
 
-#: Kinds a spec may have. ``embedded`` is reserved for the project's own tiny judge model.
-SPEC_KINDS = ("regex", "openai", "ollama", "embedded")
+#: Kinds a spec may have. ``embedded`` is reserved for the project's own tiny judge model,
+#: ``classifier`` for its in-process refusal classifier (:mod:`.classifier`).
+SPEC_KINDS = ("regex", "openai", "ollama", "embedded", "classifier")
 
 #: Where Ollama listens by default.
 DEFAULT_OLLAMA_ENDPOINT = "http://127.0.0.1:11434"

@@ -200,7 +200,7 @@ def test_unknown_or_unavailable_kinds_fail_loudly(monkeypatch):
     with pytest.raises(
         JudgeConfigError,
         match=r"judge 'tiny': no judge of kind 'embedded' is available; "
-        r"known kinds: ollama, openai, regex",
+        r"known kinds: classifier, ollama, openai, regex",
     ):
         registry.build_judge(JudgeConfig(name="tiny", kind="embedded"))
     with pytest.raises(JudgeConfigError, match="needs an endpoint"):
