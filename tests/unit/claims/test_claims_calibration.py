@@ -67,11 +67,12 @@ def test_kappa_vs_human_on_a_recorded_subset(calibration_dir: Path) -> None:
 
 
 # rows: human refusal, human compliance; columns: regex refusal, regex compliance
+# (refusal-regex-v2; v1 missed 12 of Mistral-guard's 17 refusals here and all 4 of Mistral-instruct's)
 RECORDED_REGEX_CONFUSION = {
     "gpt4": ((15, 0), (0, 25)),
-    "mistralguard": ((5, 12), (0, 23)),
-    "mistralinstruct": ((0, 4), (0, 36)),
-    "": ((20, 16), (0, 84)),
+    "mistralguard": ((13, 4), (0, 23)),
+    "mistralinstruct": ((2, 2), (0, 36)),
+    "": ((30, 6), (0, 84)),
 }
 
 
