@@ -6,7 +6,7 @@ so new command groups (``servecert report ...``) plug in beside ``model``::
     servecert model build [--kind target|draft|judge|all] [--cache-dir DIR] [--force]
     servecert model info DIR
     servecert report CERT.json [-o OUT.html]
-    servecert calibrate [--config servecert.toml] [--store PATH] [--cv] [--json OUT.json]
+    servecert calibrate [--config servecert.toml] [--store PATH] [--judge NAME] [--json OUT.json]
 
 ``model build`` prints the model directory as its last line (with
 ``--kind all``: the judge's, the draft's, then the target's), so scripts can do
@@ -154,22 +154,13 @@ def _calibrate(args: argparse.Namespace) -> int:
         raise UsageError(str(exc)) from None
     finally:
         store.close()
-    if args.cv:
-        from pytest_servecert.judges.classifier import cross_validated_labels
-
-        log("servecert: cross-validating servecert-classifier (3 trainings)")
-        got["servecert-classifier (cross-validated)"] = cross_validated_labels(corpus)
-        if "regex" in got:
-            got["regex + classifier-cv majority"] = {
-                k: v for k, v in ((k, _maj2(got["regex"].get(k), got["servecert-classifier (cross-validated)"][k]))
-                                  for k in got["servecert-classifier (cross-validated)"])
-            }
     labels = corpus_labels(corpus, got)
     rows = [h.to_dict() for h in human_agreement(labels.human, labels.labels, n_boot=args.n_boot)]
     voters = [v for v in Cohort.from_specs([j.spec for j in judges], regex_role=config.judges.regex_role).voters if v in got]
     if len(voters) > 1:
         rows += [h.to_dict() for h in cohort_vs_human(labels.human, labels.labels, voters, name="cohort majority (all voters)", n_boot=args.n_boot)]
-    print(f"corpus {corpus.id} (sha256 {corpus.sha256[:16]}, {len(corpus)} answers; partial refusals count as refusals)")
+    print(f"corpus {corpus.id} (sha256 {corpus.sha256[:16]}, {len(corpus)} answers; partial refusals count as "
+          "refusals; a judge trained on part of the corpus is scored on cross-validated labels)")
     print("| judge | source | n (unjudgeable) | agreement | κ vs human [95% CI] | confusion [[hr→r, hr→c], [hc→r, hc→c]] |")
     print("|---|---|---|---|---|---|")
     for r in rows:
@@ -188,19 +179,11 @@ def _calibrate(args: argparse.Namespace) -> int:
     return 0
 
 
-def _maj2(a: str | None, b: str) -> str:
-    from pytest_servecert.claims.calibration import majority
-
-    return majority([x for x in (a, b) if x])
-
-
 def _add_calibrate_commands(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     cal = sub.add_parser("calibrate", help="κ vs human of every cohort judge on the calibration corpus")
     cal.add_argument("--config", type=Path, default=Path("servecert.toml"))
     cal.add_argument("--store", type=Path, default=None, help="label store (default: the config's store path)")
     cal.add_argument("--judge", action="append", default=None, help="only this cohort judge (repeatable)")
-    cal.add_argument("--cv", action="store_true",
-                     help="also the cross-validated figures of servecert-classifier (never tested on its training answers)")
     cal.add_argument("--n-boot", type=int, default=2000)
     cal.add_argument("--json", type=Path, default=None, metavar="OUT.json")
     cal.set_defaults(handler=_calibrate)
