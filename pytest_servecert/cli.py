@@ -120,10 +120,17 @@ def _fmt_kappa(row: dict) -> str:
 def _calibrate(args: argparse.Namespace) -> int:
     """κ vs human of every cohort judge on the configured corpus (labels cached in the store)."""
     from pytest_servecert.calibration import CalibrationError
-    from pytest_servecert.claims.calibration import cohort_vs_human, human_agreement, pair_kappa_on_corpus
+    from pytest_servecert.claims.calibration import (
+        cohort_vs_human,
+        human_agreement,
+        pair_kappa_on_corpus,
+    )
     from pytest_servecert.config import ConfigError, load_config
     from pytest_servecert.judge_calibration import (
-        check_corpus_routing, configured_corpus, corpus_labels, label_corpus,
+        check_corpus_routing,
+        configured_corpus,
+        corpus_labels,
+        label_corpus,
     )
     from pytest_servecert.judges import Cohort, JudgeError, build_judge
     from pytest_servecert.store import Store
@@ -138,7 +145,7 @@ def _calibrate(args: argparse.Namespace) -> int:
     judges = [build_judge(j) for j in config.judges.cohort]
     names = args.judge or [j.spec.name for j in judges]
     judges = [j for j in judges if j.spec.name in names]
-    log = lambda msg: print(msg, file=sys.stderr, flush=True)  # noqa: E731
+    log = lambda msg: print(msg, file=sys.stderr, flush=True)
     got: dict[str, dict[str, str]] = {}
     seconds: dict[str, float] = {}
     store = Store(args.store or config.store_path)

@@ -37,10 +37,12 @@ JUDGE_VALIDITY = Claim(
     layer=Layer.JUDGE_VALIDITY,
     tier=Tier.SUPPORTED,
     statement="The judge cohort has a measured validity floor (seed 002 C4).",
-    statistic="Cohen's κ (bootstrap 95% CI) on the largest-n cross-family LLM judge pair, "
-    "regex excluded; PABAK when the marginals are degenerate",
+    statistic="Cohen's κ vs human (bootstrap 95% CI) of the valid voters' majority on the "
+    "calibration corpus (a voter below κ 0.40 vs human may not vote); without a corpus, κ of the "
+    "largest-n cross-family LLM judge pair; PABAK when the marginals are degenerate",
     threshold="κ ≥ 0.70 robust; 0.40 ≤ κ < 0.70 triangulate (a majority of ≥ 3 judges "
-    "required); κ < 0.40 untrustable (abort: every label-dependent claim is INCONCLUSIVE)",
+    "required); κ < 0.40 or no valid voter untrustable (abort: every label-dependent claim is "
+    "INCONCLUSIVE); run answers far out of the corpus's distribution: INCONCLUSIVE",
 )
 
 JUDGE_INTEGRITY = Claim(

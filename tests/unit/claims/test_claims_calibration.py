@@ -9,7 +9,12 @@ import pytest
 
 from pytest_servecert.calibration import load_corpus
 from pytest_servecert.claims import ClaimLadder, Verdict
-from pytest_servecert.claims.calibration import barred_voters, cohort_vs_human, human_agreement, majority
+from pytest_servecert.claims.calibration import (
+    barred_voters,
+    cohort_vs_human,
+    human_agreement,
+    majority,
+)
 from pytest_servecert.claims.catalogue import remedy
 from pytest_servecert.claims.layer1 import (
     ADD_JUDGE_REMEDY,
