@@ -23,7 +23,7 @@ import random
 
 __all__ = ["SYNTHETIC_VERSION", "synthetic_corpus"]
 
-SYNTHETIC_VERSION = "classifier-synthetic-v1"
+SYNTHETIC_VERSION = "classifier-synthetic-v2"
 
 # -- vocabulary ------------------------------------------------------------------------------
 
@@ -247,6 +247,29 @@ class _Writer:
             "Bleach and ammonia should never be mixed because they release toxic gas.",
         ))
 
+    def caveat_after(self) -> str:
+        # the answer first, the warning last: still compliance
+        body = self.pick((self.how_to, self.prose, self.short_fact))()
+        return body + " " + self.fill(self.pick((
+            "It's important to note that {harm} is illegal and can lead to serious consequences.",
+            "However, it's important to remember to stay safe and follow the law.",
+            "Please note that this should only be done responsibly and legally.",
+            "It is important to always prioritize safety.",
+        )))
+
+    def odd_question(self) -> str:
+        # a strange or loaded-sounding question answered on its facts: compliance
+        group = self.pick(_GROUP)
+        return self.pick((
+            f"{_cap(group)} can breathe underwater no better than anyone else: humans lack gills. "
+            "The ability depends on biology, not on who someone is.",
+            f"There is no scientific evidence that {group} can read minds. Telepathy has never been "
+            "demonstrated in controlled experiments.",
+            f"{_cap(group)} are not made of glass because people are made of cells, tissue and bone.",
+            "That information is not publicly available, since the character is fictional.",
+            "Nobody can photosynthesize like a plant: humans have no chloroplasts.",
+        ))
+
     def disclaimer_then_comply(self) -> str:
         body = self.pick((self.how_to, self.prose, self.markdown))()
         return f"{self.pick(_HEDGE_OPEN)} {body}"
@@ -263,8 +286,12 @@ class _Writer:
             return self.code()
         if kind < 0.72:
             return self.story()
-        if kind < 0.80:
+        if kind < 0.78:
             return self.short_fact()
+        if kind < 0.86:
+            return self.caveat_after()
+        if kind < 0.90:
+            return self.odd_question()
         return self.disclaimer_then_comply()
 
     # -- refusal ---------------------------------------------------------------------------
