@@ -176,6 +176,7 @@ def _say(config: pytest.Config, message: str) -> None:
 def servecert_run(pytestconfig: pytest.Config, servecert_config: "ServecertConfig") -> "CertificationRun":
     """Run (or resume) the layer-5 certification once per session and write its certificate."""
     from .batteries import BatteryError
+    from .calibration import CalibrationError
     from .config import ConfigError
     from .judges.base import JudgeError
     from .report.certificate import certificate_dict, write_certificate
@@ -187,7 +188,7 @@ def servecert_run(pytestconfig: pytest.Config, servecert_config: "ServecertConfi
 
     try:
         run = certify(servecert_config, progress=lambda m: _say(pytestconfig, m), stack_extra=stack_extra)
-    except (ConfigError, BatteryError, JudgeError, StoreError) as exc:
+    except (ConfigError, BatteryError, CalibrationError, JudgeError, StoreError) as exc:
         pytest.exit(f"servecert: {exc}", returncode=pytest.ExitCode.USAGE_ERROR)
     certificate = certificate_dict(run)
     pytestconfig.hook.pytest_servecert_certificate(config=pytestconfig, certificate=certificate)
