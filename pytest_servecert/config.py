@@ -24,21 +24,6 @@ AXES = SERVER_AXES + CLIENT_AXES
 
 DEFAULT_BATTERIES = ("harmbench", "jbb_harmful", "jbb_benign", "strongreject", "xstest")
 
-#: The server axes each engine can express: ``None`` = any value (the engine checks it at
-#: start), a tuple = the accepted levels. An axis an engine cannot express is a config error,
-#: never silently ignored. Client axes (batch_size, temperature) apply to every engine.
-ENGINE_AXES: dict[str, dict[str, tuple[str, ...] | None]] = {
-    "vllm": {"kv_cache_dtype": None, "prefix_caching": None, "speculative": None},
-    "llamacpp": {"kv_cache_dtype": ("f16", "q8_0", "q4_0")},
-}
-#: Why an engine lacks an axis (the config error says it).
-ENGINE_AXIS_GAPS: dict[tuple[str, str], str] = {
-    ("llamacpp", "prefix_caching"): "llama-cpp-python always reuses the previous request's KV "
-    "prefix and has no switch for it",
-    ("llamacpp", "speculative"): "llama-cpp-python's server only drafts by prompt lookup; pass "
-    'args = ["--draft_model", "prompt-lookup-decoding"] in the arm instead',
-}
-
 
 class ConfigError(ValueError):
     """A user error in the certification config (printed as one line, no traceback)."""
@@ -279,8 +264,12 @@ def _check_axis_value(section: _Section, axis: str, value: Any) -> None:
 def _check_engine_axes(
     path: Path, engine: str, arms: list[ArmConfig], axes: Mapping[str, tuple[Any, ...]]
 ) -> None:
-    """Every server axis an arm fixes or the design varies must be expressible by the engine."""
-    can = ENGINE_AXES[engine]
+    """Every server axis an arm fixes or the design varies must be expressible by the engine
+    (its capabilities: ``serving/engine.py`` ``ENGINE_CAPABILITIES``)."""
+    from .serving.engine import engine_capabilities  # lazy: keeps this module light
+
+    caps = engine_capabilities(engine)
+    can = caps.axes
     places = [
         (f"[arms.{arm.name}]", axis, value, (value,))
         for arm in arms
@@ -291,7 +280,7 @@ def _check_engine_axes(
         if axis not in SERVER_AXES:
             continue
         if axis not in can:
-            why = ENGINE_AXIS_GAPS.get((engine, axis), "it has no equivalent setting")
+            why = caps.gaps.get(axis, "it has no equivalent setting")
             raise ConfigError(
                 f"{path}: {where} {axis} = {shown!r}: engine {engine!r} cannot express {axis} "
                 f"({why}); remove it or use an engine that can"
@@ -404,8 +393,10 @@ def parse_config(raw: Mapping[str, Any], path: Path) -> ServecertConfig:
         env=e.env(),
         max_live_servers=e.get("max_live_servers", 2, int, "an integer >= 1"),
     )
-    if engine.name not in ("vllm", "llamacpp"):
-        raise e.error("name", engine.name, 'one of "vllm", "llamacpp"')
+    from .serving.engine import ENGINE_CAPABILITIES  # the engine registry's table
+
+    if engine.name not in ENGINE_CAPABILITIES:
+        raise e.error("name", engine.name, "one of " + ", ".join(f'"{n}"' for n in ENGINE_CAPABILITIES))
     _positive(e, "start_timeout_s", engine.start_timeout_s)
     _positive(e, "max_live_servers", engine.max_live_servers)
     e.check_unknown()

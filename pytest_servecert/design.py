@@ -94,6 +94,7 @@ ModelResolver = Callable[[str], str]
 
 def vllm_axis_args(settings: Mapping[str, Any], resolve_model: ModelResolver) -> list[str]:
     """vLLM flags for the server axes in ``settings`` (unset axes keep the engine default)."""
+    _check_expressible("vllm", settings)
     args: list[str] = []
     dtype = settings.get("kv_cache_dtype")
     if dtype is not None:
@@ -114,21 +115,15 @@ def llamacpp_axis_args(settings: Mapping[str, Any], resolve_model: ModelResolver
     """llama.cpp flags for the server axes in ``settings``: the KV-cache type as ggml type ids.
 
     Flash attention (which a quantized V cache needs) is on by default for every arm of this
-    engine (serving/llamacpp.py), so arms differ only in the cache type. Axes llama.cpp
-    cannot express are refused here as in the config (``config.ENGINE_AXES``).
+    engine (serving/llamacpp.py), so arms differ only in the cache type. Axes and levels
+    llama.cpp cannot express are refused here as in the config (its engine capabilities).
     """
     from .serving.llamacpp import KV_CACHE_TYPES
 
-    unsupported = sorted(set(settings) - {"kv_cache_dtype"})
-    if unsupported:
-        raise ValueError(f"engine 'llamacpp' cannot express the axis {unsupported[0]!r}")
+    _check_expressible("llamacpp", settings)
     args: list[str] = []
     dtype = settings.get("kv_cache_dtype")
     if dtype is not None:
-        if dtype not in KV_CACHE_TYPES:
-            raise ValueError(
-                f"engine 'llamacpp': kv_cache_dtype = {dtype!r}: expected one of {', '.join(KV_CACHE_TYPES)}"
-            )
         type_id = str(KV_CACHE_TYPES[dtype])
         args += ["--type_k", type_id, "--type_v", type_id]
     return args
@@ -189,6 +184,21 @@ def server_plan(
         args=tuple(args),
         env=tuple(sorted(env.items())),
     )
+
+
+def _check_expressible(engine: str, settings: Mapping[str, Any]) -> None:
+    """Refuse an axis or level the engine cannot express (the config refuses it first)."""
+    from .serving.engine import engine_capabilities
+
+    can = engine_capabilities(engine).axes
+    for axis, value in sorted(settings.items()):
+        if axis not in can:
+            raise ValueError(f"engine {engine!r} cannot express the axis {axis!r}")
+        allowed = can[axis]
+        if allowed is not None and value not in allowed:
+            raise ValueError(
+                f"engine {engine!r}: {axis} = {value!r}: expected one of {', '.join(allowed)}"
+            )
 
 
 def _canonical(value: Any) -> Any:

@@ -17,6 +17,7 @@ from typing import Any
 
 from ..claims.cells import CellStatus
 from ..session import _plain, result_to_dict
+from .evidence import cell_examples, judge_agreement
 
 SCHEMA_VERSION = 1
 SCHEMA_FILE = f"certificate.v{SCHEMA_VERSION}.schema.json"
@@ -44,7 +45,7 @@ def certificate_dict(run: Any) -> dict[str, Any]:
     config = run.config
     results = [result_to_dict(r) for r in run.results]
     cells = []
-    examples = getattr(run, "examples", {})
+    discordant = run.discordant
     for candidate, candidate_cells in run.cells.items():
         for cell in candidate_cells:
             row = {
@@ -63,7 +64,9 @@ def certificate_dict(run: Any) -> dict[str, Any]:
                     "a": cell.noise_floor.a, "b": cell.noise_floor.b,
                     "c": cell.noise_floor.c, "d": cell.noise_floor.d,
                 },
-                "examples": _plain([dict(e) for e in examples.get((candidate, cell.battery, cell.context), ())]),
+                "examples": _plain(list(cell_examples(
+                    discordant.get((candidate, cell.battery, cell.context), ())
+                ))),
             }
             cells.append(row)
     arms: dict[str, dict[str, Any]] = {}
@@ -115,7 +118,7 @@ def certificate_dict(run: Any) -> dict[str, Any]:
         "not_run": not_run,
         "claims": results,
         "licensable": dict(run.sentences),
-        "judge_agreement": _plain([dict(a) for a in getattr(run, "judge_agreement", ())]),
+        "judge_agreement": _plain(list(judge_agreement(run.judge_labels))),
         "counts": {
             "requests_planned": counts.requests_planned,
             "requests_sent": counts.requests_sent,

@@ -1,8 +1,10 @@
 """Evidence a reviewer reads beside the verdicts: discordant examples and judge agreement.
 
-Neither changes a verdict. Examples are a bounded sample of each cell's discordant pairs (the
-prompt and both answers, truncated), so a certificate stays small; agreement is each pair of
-cohort judges' raw agreement and Cohen's κ over the answers both labelled.
+Neither changes a verdict, and both are computed here from what the run returns
+(``CertificationRun.discordant`` and ``.judge_labels``), never fed by the run while it samples.
+Examples are a bounded sample of each cell's discordant pairs (the prompt and both answers,
+truncated), so a certificate stays small; agreement is each pair of cohort judges' raw
+agreement and Cohen's κ over the answers both labelled.
 """
 
 from __future__ import annotations
@@ -27,35 +29,26 @@ def _cut(text: str | None) -> str:
     return text if len(text) <= MAX_CHARS else text[:MAX_CHARS] + " […]"
 
 
-def keep_example(kept: dict[str, list[tuple[Any, int]]], pair: Any, cell: int) -> None:
-    """Remember ``pair`` (a ``store.PairRow`` landing in McNemar cell ``cell``) if its
-    battery and direction still have room."""
-    if cell not in DIRECTIONS:
-        return
-    rows = kept.setdefault(pair.battery, [])
-    if sum(1 for _, c in rows if c == cell) < EXAMPLES_PER_DIRECTION:
-        rows.append((pair, cell))
+def cell_examples(discordant: Iterable[Any]) -> tuple[dict[str, Any], ...]:
+    """One cell's certificate examples: the first :data:`EXAMPLES_PER_DIRECTION` discordant
+    pairs of each direction, in pair order, with prompt and answers cut to :data:`MAX_CHARS`.
 
-
-def discordant_examples(
-    store: Any, kept: Iterable[tuple[Any, int]], prompts: Mapping[str, Any]
-) -> tuple[dict[str, Any], ...]:
-    """The kept pairs as certificate entries: prompt, direction, both labels and answers.
-
-    ``prompts`` maps a baseline response fingerprint to its ``batteries.Prompt``.
+    ``discordant`` holds ``run.results.DiscordantPair``-like records (prompt_id, cell,
+    expected, prompt, both labels and texts), as a run returns them.
     """
     out = []
-    for pair, cell in kept:
-        base = store.get_response(pair.baseline_fingerprint)
-        cand = store.get_response(pair.candidate_fingerprint)
-        prompt = prompts.get(pair.baseline_fingerprint)
+    taken = {cell: 0 for cell in DIRECTIONS}
+    for pair in discordant:
+        if pair.cell not in DIRECTIONS or taken[pair.cell] >= EXAMPLES_PER_DIRECTION:
+            continue
+        taken[pair.cell] += 1
         out.append({
             "prompt_id": pair.prompt_id,
-            "direction": DIRECTIONS[cell],
+            "direction": DIRECTIONS[pair.cell],
             "expected": pair.expected,
-            "prompt": _cut(prompt.text if prompt is not None else ""),
-            "baseline": {"label": pair.baseline_label, "text": _cut(base.text if base else "")},
-            "candidate": {"label": pair.candidate_label, "text": _cut(cand.text if cand else "")},
+            "prompt": _cut(pair.prompt),
+            "baseline": {"label": pair.baseline_label, "text": _cut(pair.baseline_text)},
+            "candidate": {"label": pair.candidate_label, "text": _cut(pair.candidate_text)},
         })
     return tuple(out)
 

@@ -48,6 +48,8 @@ if TYPE_CHECKING:
 
 __all__ = [
     "ENGINES",
+    "ENGINE_CAPABILITIES",
+    "EngineCapabilities",
     "LOOPBACK",
     "ProcessServer",
     "Server",
@@ -56,6 +58,7 @@ __all__ = [
     "ServerStartError",
     "ServingError",
     "create_server",
+    "engine_capabilities",
     "reason_from_log",
     "server_class",
 ]
@@ -64,6 +67,48 @@ LOOPBACK = "127.0.0.1"
 
 #: Engine name -> "module:Class" (relative to this package), imported on first use.
 ENGINES: dict[str, str] = {"vllm": ".vllm:VLLMServer", "llamacpp": ".llamacpp:LlamaCppServer"}
+
+
+@dataclass(frozen=True)
+class EngineCapabilities:
+    """What one engine can express: the only table of it (config, design and the runner read it).
+
+    ``axes`` maps each server axis the engine can express to its accepted levels (``None``: any
+    value, the engine checks it at start); an axis missing from it is a config error, never
+    silently ignored, and ``gaps`` says why it is missing. Client axes (batch_size,
+    temperature) apply to every engine. ``model_format`` is what the engine serves: a model
+    ``"directory"`` or a ``"gguf"`` file (converted offline from a directory).
+    """
+
+    axes: Mapping[str, tuple[str, ...] | None]
+    gaps: Mapping[str, str] = field(default_factory=dict)
+    model_format: str = "directory"
+
+
+#: Engine name -> its capabilities; same names as :data:`ENGINES`.
+ENGINE_CAPABILITIES: dict[str, EngineCapabilities] = {
+    "vllm": EngineCapabilities(
+        axes={"kv_cache_dtype": None, "prefix_caching": None, "speculative": None},
+    ),
+    "llamacpp": EngineCapabilities(
+        axes={"kv_cache_dtype": ("f16", "q8_0", "q4_0")},  # serving/llamacpp.py KV_CACHE_TYPES
+        gaps={
+            "prefix_caching": "llama-cpp-python always reuses the previous request's KV "
+            "prefix and has no switch for it",
+            "speculative": "llama-cpp-python's server only drafts by prompt lookup; pass "
+            'args = ["--draft_model", "prompt-lookup-decoding"] in the arm instead',
+        },
+        model_format="gguf",
+    ),
+}
+
+
+def engine_capabilities(engine: str) -> EngineCapabilities:
+    """The capabilities of the engine registered as ``engine``."""
+    caps = ENGINE_CAPABILITIES.get(engine)
+    if caps is None:
+        raise ValueError(f"no serving engine registered as {engine!r}; known: {sorted(ENGINES)}")
+    return caps
 
 
 # ---------------------------------------------------------------------------------------------

@@ -9,7 +9,9 @@ import pytest
 
 from pytest_servecert.batteries import Prompt
 from pytest_servecert.report import evidence
-from pytest_servecert.report.evidence import discordant_examples, judge_agreement, keep_example
+from pytest_servecert.report.evidence import cell_examples, judge_agreement
+from pytest_servecert.run.pair import count_pairs, pair_cell
+from pytest_servecert.run.results import DiscordantPair
 from pytest_servecert.store import ResponseKey, SampledResponse, Store
 
 JUDGE = "cohort-fp"
@@ -45,11 +47,20 @@ def test_examples_are_bounded_per_direction_and_carry_both_answers(store: Store,
         store.put_labels([(base.fingerprint, JUDGE, "cohort", base_label, ""),
                           (cand.fingerprint, JUDGE, "cohort", cand_label, "")])
         prompts[base.fingerprint] = prompt
-    kept: dict = {}
-    for pair in store.iter_pairs("base", "cand", JUDGE):
-        safe = (pair.baseline_label == SAFE, pair.candidate_label == SAFE)
-        keep_example(kept, pair, {(True, True): 0, (True, False): 1, (False, True): 2, (False, False): 3}[safe])
-    examples = discordant_examples(store, kept["harmbench"], prompts)
+    kept: list = []
+    count_pairs(store.iter_pairs("base", "cand", JUDGE), discordant=kept)
+    assert [cell for _, cell in kept] == [pair_cell(p) for p, _ in kept] == [1] * 5 + [2] * 3
+    pairs = [
+        DiscordantPair(
+            prompt_id=p.prompt_id, cell=cell, expected=p.expected,
+            prompt=prompts[p.baseline_fingerprint].text,
+            baseline_label=p.baseline_label, candidate_label=p.candidate_label,
+            baseline_text=store.get_response(p.baseline_fingerprint).text,
+            candidate_text=store.get_response(p.candidate_fingerprint).text,
+        )
+        for p, cell in kept
+    ]
+    examples = cell_examples(pairs)
     directions = [e["direction"] for e in examples]
     assert directions.count("degraded") == evidence.EXAMPLES_PER_DIRECTION == 2
     assert directions.count("improved") == 2

@@ -1,8 +1,8 @@
-"""The runner hands the report its evidence: discordant examples per cell, from the store.
+"""The run returns the report its evidence: discordant pairs per cell, from the store.
 
-``_Runner.cells`` on a real SQLite store filled by hand (no server): the examples land under
-the right (candidate, battery, context), A/A pairs never become examples, and the certificate
-carries them through the schema.
+``run.pair.pair_cells`` on a real SQLite store filled by hand (no server): the pairs land under
+the right (candidate, battery, context), A/A pairs never become evidence, and the report's
+``cell_examples`` bounds them.
 """
 
 from __future__ import annotations
@@ -15,8 +15,9 @@ from sample_certificate import CONFIG
 from pytest_servecert.batteries import Prompt
 from pytest_servecert.config import load_config
 from pytest_servecert.design import contexts, plan_arms
-from pytest_servecert.report.evidence import EXAMPLES_PER_DIRECTION
-from pytest_servecert.runner import _Runner
+from pytest_servecert.report.evidence import EXAMPLES_PER_DIRECTION, cell_examples
+from pytest_servecert.run.pair import pair_cells
+from pytest_servecert.run.plan import Plan
 from pytest_servecert.store import ResponseKey, SampledResponse, Store
 
 COHORT = "cohort-fp"
@@ -25,7 +26,6 @@ COHORT = "cohort-fp"
 def test_cells_collect_discordant_examples(tmp_path: Path) -> None:
     (tmp_path / "servecert.toml").write_text(CONFIG.replace('"jbb_harmful", "xstest"', '"jbb_harmful"'))
     config = load_config(tmp_path / "servecert.toml")
-    runner = _Runner(config, lambda _: None, None)
     prompts = [Prompt("jbb_harmful", f"p{i}", f"how to <x> {i}", "refuse", "c", True) for i in range(6)]
     battery = SimpleNamespace(harmful=True)
     groups = []
@@ -43,13 +43,18 @@ def test_cells_collect_discordant_examples(tmp_path: Path) -> None:
                 groups.append(SimpleNamespace(arm=arm, contexts=[ctx], keys={ctx.label: keys},
                                               spec=SimpleNamespace(fingerprint=arm.name),
                                               stack=SimpleNamespace(fingerprint="s")))
-        cells = runner.cells(groups, store, {}, {"jbb_harmful": (battery, tuple(prompts))}, COHORT)
+        plan = Plan(model_path="", parameters=None, groups=tuple(groups),
+                    batteries={"jbb_harmful": (battery, tuple(prompts))})
+        paired = pair_cells(config, plan, store, {}, COHORT)
+    cells = paired.cells
     spec_cells = {c.context: c for c in cells["spec_draft"]}
     assert {c.b for c in spec_cells.values()} == {3} and all(c.noise_floor.b == 1 for c in spec_cells.values())
     # fp8_kv answered like the baseline: no discordant pair, no example; spec_draft in every context
-    assert set(runner.examples) == {("spec_draft", "jbb_harmful", ctx.label) for ctx in contexts(config.design)}
-    examples = runner.examples[("spec_draft", "jbb_harmful", "baseline")]
-    assert len(examples) == EXAMPLES_PER_DIRECTION  # 3 degraded pairs, bounded
+    assert set(paired.discordant) == {("spec_draft", "jbb_harmful", ctx.label) for ctx in contexts(config.design)}
+    pairs = paired.discordant[("spec_draft", "jbb_harmful", "baseline")]
+    assert [(p.prompt_id, p.cell) for p in pairs] == [("p0", 1), ("p1", 1), ("p2", 1)]
+    examples = cell_examples(pairs)
+    assert len(examples) == EXAMPLES_PER_DIRECTION  # 3 degraded pairs, bounded by the report
     first = examples[0]
     assert first["direction"] == "degraded" and first["prompt"] == "how to <x> 0"
     assert first["baseline"] == {"label": "refusal", "text": "baseline answer to p0"}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import multiprocessing
@@ -14,9 +15,10 @@ from pathlib import Path
 import pytest
 
 from pytest_servecert.batteries import Prompt
+from pytest_servecert.run.pair import PairCounts, count_pairs
 from pytest_servecert.store import (
     SCHEMA_VERSION,
-    CellCount,
+    PairRow,
     ResponseKey,
     SampledResponse,
     Store,
@@ -347,20 +349,42 @@ def paired(store: Store) -> Store:
     return store
 
 
-def test_cell_counts_hand_built(paired: Store) -> None:
-    cells = paired.cell_counts(BASE, CAND, JUDGE)
-    assert cells == [
-        CellCount("harmbench", "baseline", a=3, b=2, c=1, d=1, unjudgeable=2, unlabelled=1),
-        CellCount("xstest", "batch_size=8", a=1, b=2, c=1, d=1, unjudgeable=0, unlabelled=0),
-    ]
-    assert cells[0].n == 7
-    assert paired.cell_counts(BASE, CAND, JUDGE, battery="xstest") == cells[1:]
+def test_count_pairs_hand_built(paired: Store) -> None:
+    cells = count_pairs(paired.iter_pairs(BASE, CAND, JUDGE))
+    assert cells == {
+        ("harmbench", "baseline"): PairCounts(a=3, b=2, c=1, d=1, unjudgeable=2, unlabelled=1),
+        ("xstest", "batch_size=8"): PairCounts(a=1, b=2, c=1, d=1, unjudgeable=0, unlabelled=0),
+    }
+    assert list(cells) == [("harmbench", "baseline"), ("xstest", "batch_size=8")]
+    assert cells[("harmbench", "baseline")].n == 7
+    assert cells[("harmbench", "baseline")].excluded == 3  # what the cell reports as unjudgeable
+    only = count_pairs(paired.iter_pairs(BASE, CAND, JUDGE, battery="xstest"))
+    assert only == {("xstest", "batch_size=8"): cells[("xstest", "batch_size=8")]}
     # Another judge spec has labelled nothing: every pair is unlabelled, none counted.
-    other = paired.cell_counts(BASE, CAND, JUDGE2)
-    assert [(c.n, c.unlabelled) for c in other] == [(0, 10), (0, 5)]
+    other = count_pairs(paired.iter_pairs(BASE, CAND, JUDGE2))
+    assert [(c.n, c.unlabelled) for c in other.values()] == [(0, 10), (0, 5)]
 
 
-def test_iter_pairs_streams_and_agrees_with_cell_counts(paired: Store) -> None:
+def test_count_pairs_keeps_planned_answers_and_discordant_pairs(paired: Store) -> None:
+    planned = {key(f"h{i}", arm=BASE, battery="harmbench", context="baseline").fingerprint
+               for i in range(5)}  # a, a, a, b, b
+    kept: list = []
+    cells = count_pairs(paired.iter_pairs(BASE, CAND, JUDGE), planned=planned, discordant=kept)
+    assert cells == {("harmbench", "baseline"): PairCounts(a=3, b=2)}
+    assert [(pair.prompt_id, cell) for pair, cell in kept] == [("h3", 1), ("h4", 1)]
+
+
+def test_count_pairs_refuses_an_unknown_expected_behaviour() -> None:
+    # The store's CHECK refuses such rows; the count refuses them too (safe_outcome) instead of
+    # the old inline rule's silent "anything but refuse means comply".
+    pair = PairRow("harmbench", "baseline", "p1", 0, 0, "maybe", "fb", "fc", "refusal", "refusal")
+    with pytest.raises(ValueError, match="'maybe' is not 'refuse' or 'comply'"):
+        count_pairs([pair])
+    ok = dataclasses.replace(pair, expected="comply")
+    assert count_pairs([ok]) == {("harmbench", "baseline"): PairCounts(d=1)}  # both over-refused
+
+
+def test_iter_pairs_streams_and_agrees_with_count_pairs(paired: Store) -> None:
     pairs = paired.iter_pairs(BASE, CAND, JUDGE)
     assert isinstance(pairs, types.GeneratorType)  # rows come from a cursor, lazily
     first = next(pairs)
@@ -384,8 +408,8 @@ def test_iter_pairs_streams_and_agrees_with_cell_counts(paired: Store) -> None:
             bs = r.baseline_label == SAFE_LABEL[r.expected]
             cs = r.candidate_label == SAFE_LABEL[r.expected]
             cell[{(1, 1): 0, (1, 0): 1, (0, 1): 2, (0, 0): 3}[(bs, cs)]] += 1
-    assert [CellCount(b, c, *v) for (b, c), v in sorted(tally.items())] == paired.cell_counts(
-        BASE, CAND, JUDGE
+    assert {k: PairCounts(*v) for k, v in tally.items()} == count_pairs(
+        paired.iter_pairs(BASE, CAND, JUDGE)
     )
     only = list(paired.iter_pairs(BASE, CAND, JUDGE, context="batch_size=8"))
     assert {r.battery for r in only} == {"xstest"} and len(only) == 5
