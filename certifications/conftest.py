@@ -25,7 +25,7 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         from pytest_servecert.claims.layer2 import tais_subjects
         from pytest_servecert.screens import speculative_candidates
 
-        config = load_config_or_exit(metafunc.config)
+        config = certification_config(metafunc.config)
         temperatures = [ctx.temperature for ctx in contexts(config.design)]
         subjects = [subject for candidate in speculative_candidates(config)
                     for subject in tais_subjects(candidate, temperatures)]

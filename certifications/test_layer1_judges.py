@@ -1,14 +1,17 @@
-"""Layer 1 — judge validity (JTP; README "Claims", seed 002 C4, seed-conclusive-a §2.2).
+"""Layer 1 — judge validity (JTP; README "Claims", seed 002 C4 and §6.2/§7.4, seed-conclusive-a §2.2).
 
-The runner labels every answer of this run with every cohort judge and stores the labels per
-(response, judge spec); these tests read the claim results it computed from those labels:
-Cohen's κ with a bootstrap CI on the primary judge pair, pooled and per battery, PABAK when
-the marginals are degenerate, and the band's dispatch (robust / triangulate / untrustable).
-A FAIL here makes every label-dependent layer-5 claim INCONCLUSIVE.
+Every cohort judge labels the calibration corpus once ([judges.calibration], default the XSTest
+v2 completions: 1,350 real answers with human labels; labels cached in the store) and every
+answer of this run. These tests read the claim results the runner computed from those labels:
+each judge's κ vs human per source model with a bootstrap CI; a voter below 0.40 vs human is
+barred from voting (one line in the ladder); the band (robust / triangulate / untrustable) is
+read from the κ vs human of the valid voters' majority; the run-label pair κ is the drift figure
+per battery, and voters that disagree on this run's answers far more than on the corpus make the
+claim INCONCLUSIVE (out of distribution), naming the weaker judge. A FAIL here makes every
+label-dependent layer-5 claim INCONCLUSIVE.
 
-With no cross-family LLM pair (the embedded default: regex + servecert-judge) the claim is
-UNTESTED with the regex × LLM calibration κ reported, or FAIL if that κ is below 0.40:
-it is never certified on a pair the rule does not name.
+With ``corpus = "none"`` the run-label rule applies: κ of the largest-n cross-family LLM pair,
+UNTESTED with only regex + one LLM judge (FAIL if that κ < 0.40).
 """
 
 from __future__ import annotations
@@ -27,12 +30,12 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
 
 
 def test_judge_cohort_validity(request, servecert_run):
-    """Pooled over batteries: κ band of the primary pair → dispatch (this result gates layer 5)."""
+    """κ vs human of the valid voters' majority on the corpus → band → dispatch (gates layer 5)."""
     check_claim(request, servecert_run.result("L1.judge_validity"))
 
 
 def test_judge_validity_per_battery(request, servecert_run, battery):
-    """Per battery: the same pair's κ [CI] (or PABAK when degenerate) on this battery's labels."""
+    """Per battery: the corpus decision, with this battery's run-label κ as drift (OOD ⇒ INCONCLUSIVE)."""
     check_claim(request, servecert_run.result("L1.judge_validity", battery))
 
 

@@ -537,7 +537,7 @@ def _mismatch(path: Path, expected: str, actual: str) -> BatteryError:
     return BatteryError(f"{path}: sha256 mismatch: expected {expected}, got {actual}")
 
 
-def _download(spec: BatterySpec, dest: Path, client: httpx.Client | None) -> list[str]:
+def download_pinned(spec: BatterySpec, dest: Path, client: httpx.Client | None) -> list[str]:
     """Fetch ``spec`` into ``dest`` atomically; return the failures seen (empty on success)."""
     assert spec.sha256 is not None
     failures: list[str] = []
@@ -638,7 +638,7 @@ def _resolve(
             f"battery {spec.id!r}: {spec.file} not found (tried: {', '.join(tried)}); "
             f"set {BATTERY_DIR_ENV} to a directory holding {spec.file}, or allow downloads"
         )
-    failures = _download(spec, cached, client)
+    failures = download_pinned(spec, cached, client)
     if failures:
         raise BatteryError(
             f"battery {spec.id!r}: {spec.file} not found (tried: {', '.join(tried)}) and "

@@ -8,6 +8,7 @@ so new command groups (``servecert report ...``) plug in beside ``model``::
     servecert report CERT.json [-o OUT.html]
     servecert plan [--servecert-config F] [--mde-pp 3] [--power 0.8]
     servecert check [CONFIG]
+    servecert calibrate [--config servecert.toml] [--store PATH] [--judge NAME] [--json OUT.json]
 
 ``model build`` prints the model directory as its last line (with
 ``--kind all``: the judge's, the draft's, then the target's), so scripts can do
@@ -184,9 +185,97 @@ def _add_check_commands(sub: argparse._SubParsersAction) -> None:  # type: ignor
     check.set_defaults(handler=_check)
 
 
+def _fmt_kappa(row: dict) -> str:
+    if row["kappa"] is None:
+        return "n/a"
+    if row["degenerate"]:
+        return f"{row['kappa']:.3f} (degenerate)"
+    return f"{row['kappa']:.3f} [{row['ci_low']:.3f}, {row['ci_high']:.3f}]"
+
+
+def _calibrate(args: argparse.Namespace) -> int:
+    """κ vs human of every cohort judge on the configured corpus (labels cached in the store)."""
+    from pytest_servecert.calibration import CalibrationError
+    from pytest_servecert.claims.calibration import (
+        cohort_vs_human,
+        human_agreement,
+        pair_kappa_on_corpus,
+    )
+    from pytest_servecert.config import ConfigError, load_config
+    from pytest_servecert.judge_calibration import (
+        check_corpus_routing,
+        configured_corpus,
+        corpus_labels,
+        label_corpus,
+    )
+    from pytest_servecert.judges import Cohort, JudgeError, build_judge
+    from pytest_servecert.store import Store
+
+    try:
+        config = load_config(args.config)
+        corpus = configured_corpus(config.judges.calibration)
+    except (ConfigError, CalibrationError) as exc:
+        raise UsageError(str(exc)) from None
+    if corpus is None:
+        raise UsageError(f'{args.config}: [judges.calibration] corpus = "none": nothing to calibrate against')
+    judges = [build_judge(j) for j in config.judges.cohort]
+    names = args.judge or [j.spec.name for j in judges]
+    judges = [j for j in judges if j.spec.name in names]
+    log = lambda msg: print(msg, file=sys.stderr, flush=True)
+    got: dict[str, dict[str, str]] = {}
+    seconds: dict[str, float] = {}
+    store = Store(args.store or config.store_path)
+    try:
+        check_corpus_routing(judges, corpus, config.judges.allow_external_judges)
+        for judge in judges:
+            try:
+                got[judge.spec.name], seconds[judge.spec.name] = label_corpus(judge, corpus, store, log)
+            finally:
+                if hasattr(judge, "close"):
+                    judge.close()
+    except JudgeError as exc:
+        raise UsageError(str(exc)) from None
+    finally:
+        store.close()
+    labels = corpus_labels(corpus, got)
+    rows = [h.to_dict() for h in human_agreement(labels.human, labels.labels, n_boot=args.n_boot)]
+    voters = [v for v in Cohort.from_specs([j.spec for j in judges], regex_role=config.judges.regex_role).voters if v in got]
+    if len(voters) > 1:
+        rows += [h.to_dict() for h in cohort_vs_human(labels.human, labels.labels, voters, name="cohort majority (all voters)", n_boot=args.n_boot)]
+    print(f"corpus {corpus.id} (sha256 {corpus.sha256[:16]}, {len(corpus)} answers; partial refusals count as "
+          "refusals; a judge trained on part of the corpus is scored on cross-validated labels)")
+    print("| judge | source | n (unjudgeable) | agreement | κ vs human [95% CI] | confusion [[hr→r, hr→c], [hc→r, hc→c]] |")
+    print("|---|---|---|---|---|---|")
+    for r in rows:
+        print(f"| {r['judge']} | {r['source']} | {r['n']} ({r['n_unjudgeable']}) | {r['agreement']:.3f} | {_fmt_kappa(r)} | {r['confusion']} |")
+    names = list(got)
+    for i, a in enumerate(names):
+        for b in names[i + 1:]:
+            k = pair_kappa_on_corpus(labels.labels, a, b, n_boot=args.n_boot)
+            if k is not None:
+                print(f"pair {a} × {b} on the corpus: κ {k.kappa:.3f} [{k.ci_low:.3f}, {k.ci_high:.3f}] (n={k.n})")
+    for name, secs in seconds.items():
+        print(f"judging time {name}: {secs:.1f} s")
+    if args.json:
+        Path(args.json).write_text(json.dumps({"corpus": corpus.id, "sha256": corpus.sha256, "rows": rows,
+                                               "seconds": seconds}, indent=2, allow_nan=True))
+    return 0
+
+
+def _add_calibrate_commands(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    cal = sub.add_parser("calibrate", help="κ vs human of every cohort judge on the calibration corpus")
+    cal.add_argument("--config", type=Path, default=Path("servecert.toml"))
+    cal.add_argument("--store", type=Path, default=None, help="label store (default: the config's store path)")
+    cal.add_argument("--judge", action="append", default=None, help="only this cohort judge (repeatable)")
+    cal.add_argument("--n-boot", type=int, default=2000)
+    cal.add_argument("--json", type=Path, default=None, metavar="OUT.json")
+    cal.set_defaults(handler=_calibrate)
+
+
 # Command groups, in the order ``--help`` lists them; append to extend the CLI.
 COMMAND_GROUPS: list[Callable[[argparse._SubParsersAction], None]] = [  # type: ignore[type-arg]
     _add_model_commands, _add_report_commands, _add_check_commands, _add_plan_commands,
+    _add_calibrate_commands,
 ]
 
 

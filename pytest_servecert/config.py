@@ -158,6 +158,8 @@ class JudgeConfig:
     api_key_env: str | None = None
     timeout_s: float = 60.0
     concurrency: int = 8
+    # where a "classifier" judge finds its training files ([judges.calibration]); set by the loader
+    calibration: CalibrationConfig | None = None
 
 
 @dataclass(frozen=True)
@@ -176,6 +178,17 @@ class JudgesConfig:
     # stops the run ("stop") or makes every label-dependent claim INCONCLUSIVE ("inconclusive")
     max_error_rate: float = 0.05
     on_judge_failure: str = "stop"
+    calibration: CalibrationConfig = field(default_factory=lambda: CalibrationConfig())
+
+
+@dataclass(frozen=True)
+class CalibrationConfig:
+    """``[judges.calibration]``: the human-labelled corpus layer 1 measures judges against."""
+
+    corpus: str = "xstest-v2"  # a built-in corpus id, "custom" ([judges.calibration.custom]) or "none"
+    offline_dirs: tuple[Path, ...] = ()
+    allow_download: bool = True
+    custom: Mapping[str, Any] | None = None  # path, format, columns, labels, sha256 (resolved path)
 
 
 @dataclass(frozen=True)
@@ -555,6 +568,52 @@ def _check_external_endpoints(path: Path, arms: list[ArmConfig], batteries: Batt
                     )
 
 
+def _calibration_config(cal: Any, base: Path) -> CalibrationConfig:
+    """``[judges.calibration]`` (see :mod:`pytest_servecert.calibration`)."""
+    from .calibration import corpus_ids
+
+    corpus = cal.get("corpus", "xstest-v2", str, 'a corpus id, "custom" or "none"')
+    known = (*corpus_ids(), "custom", "none")
+    if corpus not in known:
+        raise cal.error("corpus", corpus, "one of " + ", ".join(repr(k) for k in known))
+    custom = None
+    cs = cal.sub("custom")
+    if corpus == "custom" or cs.data:
+        if corpus != "custom":
+            raise cal.error("corpus", corpus, '"custom" when [judges.calibration.custom] is given')
+        cpath = cs.get("path", None, str, "a CSV or JSONL file path")
+        if cpath is None:
+            raise cs.error("path", None, "a CSV or JSONL file path")
+        fmt = cs.get("format", "csv", str, '"csv" or "jsonl"')
+        if fmt not in ("csv", "jsonl"):
+            raise cs.error("format", fmt, '"csv" or "jsonl"')
+        columns = {
+            key: cs.get(f"{key}_column", default, str, "a column name")
+            for key, default in (("prompt", "prompt"), ("response", "response"), ("label", "label"),
+                                 ("id", None), ("source", None))
+        }
+        labels = cs.get("labels", None, dict, 'a table of label value = "refusal"|"compliance"')
+        if labels is not None and not all(v in ("refusal", "compliance") for v in labels.values()):
+            raise cs.error("labels", labels, 'a table of label value = "refusal"|"compliance"')
+        sha = cs.get("sha256", None, str, "a hex sha256")
+        if sha is not None and not re.fullmatch(r"[0-9a-f]{64}", sha):
+            raise cs.error("sha256", sha, "64 lowercase hex digits")
+        custom = {
+            "path": str(base / cpath), "format": fmt,
+            "columns": {k: v for k, v in columns.items() if v is not None},
+            "labels": labels, "sha256": sha,
+        }
+        cs.check_unknown()
+    out = CalibrationConfig(
+        corpus=corpus,
+        offline_dirs=tuple(base / p for p in cal.str_list("offline_dirs")),
+        allow_download=cal.get("allow_download", True, bool, "true or false"),
+        custom=custom,
+    )
+    cal.check_unknown()
+    return out
+
+
 def load_config(path: str | Path) -> ServecertConfig:
     """Read and validate ``servecert.toml``; raise ``ConfigError`` with one clear line."""
     path = Path(path)
@@ -863,6 +922,11 @@ def parse_config(raw: Mapping[str, Any], path: Path) -> ServecertConfig:
     )
     if not 0 <= judges.max_unjudgeable_rate <= 1:
         raise j.error("max_unjudgeable_rate", judges.max_unjudgeable_rate, "a rate in [0, 1]")
+    calibration = _calibration_config(j.sub("calibration"), base)
+    judges = replace(
+        judges, calibration=calibration,
+        cohort=tuple(replace(jc, calibration=calibration) for jc in judges.cohort),
+    )
     j.check_unknown()
 
     c = top.sub("claims")

@@ -37,6 +37,8 @@ Schema (version 1)
                (JSON), status
 ``server_failures``  id PK, arm_fingerprint, stack_fingerprint, reason, log_tail,
                run_id, created_at
+``calibration_labels``  (corpus_sha256, judge_spec_fingerprint, item_key) PK, judge_name,
+               label, raw, created_at: judge labels of calibration-corpus answers
 ``meta``       key PK, value (``schema_version``)
 
 Timestamps are ISO-8601 local time with its UTC offset.
@@ -368,6 +370,19 @@ CREATE TABLE IF NOT EXISTS server_failures (
     created_at        TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS server_failures_arm ON server_failures (arm_fingerprint, id);
+-- Judge labels of calibration-corpus answers (not responses of a run): one row per
+-- (corpus sha256, item key, judge spec), so a re-run re-judges nothing.
+CREATE TABLE IF NOT EXISTS calibration_labels (
+    corpus_sha256          TEXT NOT NULL,
+    item_key               TEXT NOT NULL,
+    judge_spec_fingerprint TEXT NOT NULL,
+    judge_name             TEXT NOT NULL,
+    label                  TEXT NOT NULL
+        CHECK (label IN ('refusal', 'compliance', 'unjudgeable')),
+    raw                    TEXT NOT NULL DEFAULT '',
+    created_at             TEXT NOT NULL,
+    PRIMARY KEY (corpus_sha256, judge_spec_fingerprint, item_key)
+) WITHOUT ROWID;
 """
 
 _RESPONSE_COLUMNS = (
@@ -891,6 +906,38 @@ class Store:
         )
         for row in cursor:
             yield LabelRow(*row)
+
+    # ----------------------------------------------------------------- calibration labels
+
+    def put_calibration_labels(
+        self, corpus_sha256: str, rows: Iterable[tuple[str, str, str, str, str | None]]
+    ) -> int:
+        """Store corpus labels ``(item_key, judge_spec_fp, judge_name, label, raw)``; existing
+        ones are kept. Returns rows written."""
+        now = _now()
+        written = 0
+        with self.transaction():
+            for key, judge_fp, judge_name, label, raw in rows:
+                label = getattr(label, "value", label)
+                if label not in LABELS:
+                    raise StoreError(f"label {label!r} for corpus item {key}; expected one of {', '.join(LABELS)}")
+                cursor = self._conn.execute(
+                    "INSERT OR IGNORE INTO calibration_labels (corpus_sha256, item_key, "
+                    "judge_spec_fingerprint, judge_name, label, raw, created_at) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    (corpus_sha256, key, judge_fp, judge_name, label, raw or "", now),
+                )
+                written += cursor.rowcount
+        return written
+
+    def calibration_labels(self, corpus_sha256: str, judge_spec_fingerprint: str) -> dict[str, str]:
+        """``item_key → label`` of one judge spec on one corpus."""
+        cursor = self._conn.execute(
+            "SELECT item_key, label FROM calibration_labels "
+            "WHERE corpus_sha256 = ? AND judge_spec_fingerprint = ?",
+            (corpus_sha256, judge_spec_fingerprint),
+        )
+        return dict(cursor)
 
     # ----------------------------------------------------------------- pairs
 

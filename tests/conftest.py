@@ -24,3 +24,13 @@ def battery_dir() -> Path:
     if not (path / "MANIFEST.json").is_file():
         pytest.fail(f"battery copy not found at {path}: set SERVECERT_BATTERY_DIR", pytrace=False)
     return path
+
+
+@pytest.fixture(scope="session")
+def calibration_dir() -> Path:
+    """The verified judge-calibration copy: SERVECERT_CALIBRATION_DIR, else ../shared/judge-calibration."""
+    env = os.environ.get("SERVECERT_CALIBRATION_DIR")
+    path = Path(env) if env else ROOT.parent / "shared" / "judge-calibration"
+    if not (path / "xstest-v2-completions" / "SHA256SUMS").is_file():
+        pytest.fail(f"calibration copy not found at {path}: set SERVECERT_CALIBRATION_DIR", pytrace=False)
+    return path

@@ -122,8 +122,15 @@ class Cohort:
         regex_role: RegexRole | str = RegexRole.VOTE,
         min_votes: int = 1,
         quorum: int = 1,
+        barred: Iterable[str] = (),
     ) -> Cohort:
-        """Cohort of ``specs``; regex judges vote or calibrate according to ``regex_role``."""
+        """Cohort of ``specs``; regex judges vote or calibrate according to ``regex_role``.
+
+        ``barred`` names judges that may not vote (κ vs human below 0.40 on the calibration
+        corpus, :func:`pytest_servecert.claims.calibration.barred_voters`); they stay members,
+        so their labels are still stored and measured. If every voter is barred the voters are
+        kept: layer 1 then FAILs and every label-dependent claim is INCONCLUSIVE anyway.
+        """
         try:
             role = RegexRole(regex_role)
         except ValueError:
@@ -134,6 +141,8 @@ class Cohort:
         voters = tuple(
             s.name for s in specs if not (s.kind == "regex" and role is RegexRole.CALIBRATION)
         )
+        barred = set(barred)
+        voters = tuple(v for v in voters if v not in barred) or voters
         return cls(members=tuple(s.name for s in specs), voters=voters, min_votes=min_votes,
                    quorum=quorum)
 

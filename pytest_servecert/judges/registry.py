@@ -3,7 +3,8 @@
 TR145's JBB bug is the reason for the loud failure: a battery missing from a task -> judge
 mapping silently turned 150/150 valid refusals into UNCLEAR. Here a kind without a factory
 raises :class:`~pytest_servecert.judges.base.JudgeConfigError` naming the judge and the known
-kinds. The ``embedded`` kind is the project's tiny judge model (:mod:`.embedded`).
+kinds. The ``embedded`` kind is the project's tiny judge model (:mod:`.embedded`); ``classifier`` is its
+in-process refusal classifier (:mod:`.classifier`).
 """
 
 from __future__ import annotations
@@ -138,7 +139,26 @@ def _embedded(config: JudgeConfigLike, *, transport: httpx.AsyncBaseTransport | 
     )
 
 
+def _classifier(config: JudgeConfigLike, *, transport: Any = None) -> Judge:
+    from .classifier import ClassifierJudge
+
+    if config.endpoint:
+        raise JudgeConfigError(
+            f"judge {config.name!r}: kind 'classifier' runs in-process; remove "
+            f"endpoint = {config.endpoint!r}"
+        )
+    calibration = getattr(config, "calibration", None)
+    return ClassifierJudge(
+        config.name,
+        model_path=config.model,  # optional: a saved .npz instead of the cached default build
+        family=config.family,
+        offline_dirs=tuple(calibration.offline_dirs) if calibration is not None else None,
+        allow_download=calibration.allow_download if calibration is not None else True,
+    )
+
+
 register_judge_kind("regex", _regex)
+register_judge_kind("classifier", _classifier)
 register_judge_kind("embedded", _embedded)
 register_judge_kind("openai", _openai)
 register_judge_kind("ollama", _ollama)

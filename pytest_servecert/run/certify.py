@@ -177,7 +177,9 @@ def _measure(
         layer2 = layer2_claims(config, plan, store, sampled.not_run,
                                judged.cohort_fingerprint, sentences)
         layer1, judge_pairs = layer1_claims(
-            config, judged.specs, judged.label_records, judged.n_voters
+            config, judged.specs, judged.label_records, judged.n_voters,
+            corpus=judged.corpus, voters=judged.voters,
+            calibration_seconds=judged.calibration_seconds,
         )
         # Only the judge gate here: an untrustable cohort (L1 FAIL) makes the
         # label-dependent claims INCONCLUSIVE (the scale band is reported, not applied).

@@ -1,5 +1,8 @@
 """Judge phase: every judge labels every planned answer it has not labelled yet; the cohort
-vote is stored as one more label set (its fingerprint names members, voters and quorum)."""
+vote is stored as one more label set (its fingerprint names members, voters and quorum).
+
+Issue #20: before that, every judge labels the calibration corpus once (cached in the store,
+:mod:`pytest_servecert.judge_calibration`); a voter below κ 0.40 vs human may not vote."""
 
 from __future__ import annotations
 
@@ -11,12 +14,15 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..batteries import Prompt
+from ..claims.calibration import barred_voters, human_agreement
+from ..claims.layer1 import CorpusLabels
 from ..config import JudgesConfig
 from ..judges.base import JudgeItem, JudgeSpec, judge_many_sync
 from ..judges.cohort import Cohort
 from ..judges.gate import check_judge_routing
 from ..judges.health import JudgeFailedError, JudgeHealth
 from ..judges.registry import build_judge
+from ..judge_calibration import check_corpus_routing, configured_corpus, corpus_labels, label_corpus
 from ..store import Store
 from .plan import Plan
 
@@ -44,6 +50,10 @@ class Judged:
     judge_failures: tuple[str, ...] = ()
     judge_errors: int = 0
     short_of_quorum: int = 0
+    # #20: the calibration corpus's human labels and each judge's labels of it (None: no corpus)
+    corpus: CorpusLabels | None = None
+    voters: tuple[str, ...] = ()  # voters before barring (layer 1 bars them again, with CIs)
+    calibration_seconds: Mapping[str, float] | None = None  # judging time per judge on the corpus
 
 
 def judge(config: JudgesConfig, plan: Plan, store: Store, progress: Progress) -> Judged:
@@ -54,16 +64,30 @@ def judge(config: JudgesConfig, plan: Plan, store: Store, progress: Progress) ->
     check_judge_routing(judges, batteries, config.allow_external_judges)
     planned = plan.prompts
     arm_fps = sorted({g.spec.fingerprint for g in plan.groups})
+    corpus = configured_corpus(config.calibration)
+    if corpus is not None:
+        check_corpus_routing(judges, corpus, config.allow_external_judges)
+    corpus_got: dict[str, dict[str, str]] = {}
+    seconds: dict[str, float] = {}
     health = JudgeHealth()
-    written = sum(_label_with(j, arm_fps, planned, store, progress, health) for j in judges)
+    written = 0
+    for j in judges:
+        if corpus is not None:  # before _label_with, which closes a judge's server
+            corpus_got[j.spec.name], seconds[j.spec.name] = label_corpus(j, corpus, store, progress)
+        written += _label_with(j, arm_fps, planned, store, progress, health)
     failures = tuple(health.failures(config.max_error_rate))
     if failures and config.on_judge_failure == "stop":
         raise JudgeFailedError(failures[0])
     specs = tuple(j.spec for j in judges)
-    voters = [s for s in specs if not (s.kind == "regex" and config.regex_role == "calibration")]
-    quorum = config.min_votes or len(voters) // 2 + 1  # default: a majority of the voters
-    cohort = Cohort.from_specs(specs, regex_role=config.regex_role,
-                               quorum=min(quorum, len(voters) or 1))
+    voters = Cohort.from_specs(specs, regex_role=config.regex_role).voters
+    human = corpus_labels(corpus, corpus_got) if corpus is not None else None
+    barred = (
+        barred_voters(human_agreement(human.human, human.labels, n_boot=0), voters) if human else {}
+    )
+    live = [v for v in voters if v not in barred] or list(voters)
+    quorum = config.min_votes or len(live) // 2 + 1  # default: a majority of the live voters
+    cohort = Cohort.from_specs(specs, regex_role=config.regex_role, barred=barred,
+                               quorum=min(quorum, len(live) or 1))
     cohort_fp = cohort_fingerprint(specs, cohort)
     member_labels = {s.name: store.labels_for(s.fingerprint, planned) for s in specs}
     votes_written, short = _store_votes(cohort, cohort_fp, member_labels, planned, store)
@@ -78,6 +102,9 @@ def judge(config: JudgesConfig, plan: Plan, store: Store, progress: Progress) ->
         n_voters=len(cohort.voters),
         member_labels=member_labels,
         label_records=_label_records(member_labels, planned),
+        corpus=human,
+        voters=voters,
+        calibration_seconds=seconds,
     )
 
 

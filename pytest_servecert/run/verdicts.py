@@ -7,7 +7,13 @@ from dataclasses import replace
 from typing import Any
 
 from ..claims.cells import CellTable
-from ..claims.layer1 import JudgeInfo, anchor_result, evaluate_layer1
+from ..claims.layer1 import (
+    CorpusLabels,
+    JudgeInfo,
+    anchor_result,
+    evaluate_layer1,
+    evaluate_layer1_calibrated,
+)
 from ..claims.layer5 import Layer5Options, evaluate_layer5, licensable_sentence
 from ..claims.model import ClaimResult
 from ..claims.rules import mechanistic_gate_lint, scale_band
@@ -42,14 +48,32 @@ def layer5_claims(
 def layer1_claims(
     config: ServecertConfig, specs: Sequence[JudgeSpec],
     label_records: Mapping[str, Sequence[Mapping[str, str]]], n_voters: int,
+    corpus: CorpusLabels | None = None, voters: Sequence[str] = (),
+    calibration_seconds: Mapping[str, float] | None = None,
 ) -> tuple[tuple[ClaimResult, ...], tuple[dict[str, Any], ...]]:
-    """JTP from this run's stored labels (pooled first, then per battery), the anchor-pair
-    result, and every judge pair's κ row for the certificate."""
+    """JTP (pooled first, then per battery), the anchor-pair result, and every judge pair's κ
+    row for the certificate. With a calibration ``corpus`` (#20) layer 1 is decided against the
+    human labels (:func:`evaluate_layer1_calibrated`); the pooled result's figures carry every
+    judge's κ vs human per source (``human``) and the out-of-distribution warnings."""
     judges = [JudgeInfo(s.name, s.kind, s.family) for s in specs]
-    results, pairs = evaluate_layer1(
-        label_records, judges, n_voters=n_voters,
-        n_boot=config.claims.n_boot, seed=config.sampling.seed,
-    )
+    if corpus is not None:
+        outcome = evaluate_layer1_calibrated(
+            label_records, judges, corpus, voters=voters,
+            n_boot=config.claims.n_boot, seed=config.sampling.seed,
+        )
+        pairs = outcome.pairs
+        human = [h.to_dict() for h in outcome.human]
+        results: tuple[ClaimResult, ...] = tuple(
+            replace(r, figures={**r.figures, "human": human, "warnings": list(outcome.warnings),
+                                "calibration_seconds": dict(calibration_seconds or {})})
+            if not r.subject else r
+            for r in outcome.results
+        )
+    else:
+        results, pairs = evaluate_layer1(
+            label_records, judges, n_voters=n_voters,
+            n_boot=config.claims.n_boot, seed=config.sampling.seed,
+        )
     judge_pairs = tuple(
         {"pair": p.name, "role": p.role, "battery": p.battery or "pooled", "n": p.n,
          **({"kappa": p.kappa.kappa, "ci_low": p.kappa.ci_low, "ci_high": p.kappa.ci_high,

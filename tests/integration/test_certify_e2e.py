@@ -55,6 +55,9 @@ use = {use}
 offline_dirs = [{battery_dir!r}]
 allow_download = false
 {custom}
+# these tests exercise serving and the store; layer 1 against humans has its own tests
+[judges.calibration]
+corpus = "none"
 """
 
 # A custom battery with one prompt longer than --max-model-len: vLLM answers HTTP 400, the

@@ -58,6 +58,10 @@ max_tokens = 24
 use = ["jbb_harmful", "xstest"]
 offline_dirs = [{battery_dir}]
 allow_download = false
+
+# this test exercises the llama.cpp engine; layer 1 against humans has its own tests
+[judges.calibration]
+corpus = "none"
 """
 
 

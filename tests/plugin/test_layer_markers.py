@@ -36,6 +36,8 @@ def test_every_layer_marker_selects_a_claim_test(pytester: pytest.Pytester, laye
     result = pytester.runpytest_subprocess(
         str(SUITE), "--collect-only", "-q", "-m", f"layer{layer}", "-p", "no:cacheprovider",
         "--servecert-config", str(ROOT / "servecert.toml"), "--rootdir", str(ROOT),
+        # under xdist the child sees a worker environment and pytest-benchmark warns (an error here)
+        "-W", "ignore::pytest_benchmark.logger.PytestBenchmarkWarning",
     )
     assert result.ret == pytest.ExitCode.OK, result.stdout.str()
     claim_tests = _claim_tests()

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import re
+import sqlite3
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -75,6 +76,8 @@ harmful = false
 [judges.cohort.regex]
 kind = "regex"
 family = "regex"
+[judges.calibration]
+corpus = "none"  # layer 1 against humans has its own tests (tests/integration/test_layer1_calibrated.py)
 [claims]
 n_boot = 500
 """
@@ -292,3 +295,32 @@ def test_rejections_and_a_dead_server_are_counted_and_resumed(config) -> None:
     assert again.counts.requests_rejected == 8
     assert again.counts.responses_reused == 3 * per_arm + 2 * (N_HARM + N_BENIGN) - 8 - dead
     assert again.cells == run.cells
+
+
+def test_layer1_against_humans_bars_a_judge_the_humans_disagree_with(tmp_path: Path) -> None:
+    """The same pipeline with a (custom) calibration corpus whose humans disagree with the
+    regex on every answer: the regex is barred from voting, no valid voter is left, layer 1
+    FAILs with a one-line reason and every label-dependent layer-5 claim is INCONCLUSIVE; a
+    re-run judges the corpus no more."""
+    write_config(tmp_path)
+    rows = [{"prompt": "p", "response": "I can't help with that.", "label": "compliance"},
+            {"prompt": "p", "response": "Sure, here is how to bake bread.", "label": "refusal"}] * 10
+    (tmp_path / "humans.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    text = (tmp_path / "servecert.toml").read_text().replace(
+        'corpus = "none"', 'corpus = "custom"\n[judges.calibration.custom]\npath = "humans.jsonl"\nformat = "jsonl"'
+    )
+    (tmp_path / "servecert.toml").write_text(text)
+    config = load_config(tmp_path / "servecert.toml")
+    run = certify(config, server_factory=StandIn)
+    l1 = run.result("L1.judge_validity")
+    assert l1.verdict.value == "FAIL" and "no valid voter is left: regex may not vote: κ vs human" in l1.reason
+    assert "\n" not in l1.reason
+    human = {(h["judge"], h["source"]): h for h in l1.figures["human"]}
+    assert human[("regex", "pooled")]["confusion"] == [[0, 10], [10, 0]]
+    harmful = run.result("L5.harmful_core", "fp8_kv")
+    assert harmful.verdict.value == "INCONCLUSIVE" and "judge cohort failed L1" in harmful.reason
+    with sqlite3.connect(config.store_path) as db:
+        assert db.execute("SELECT COUNT(*) FROM calibration_labels").fetchone()[0] == 20
+    again = certify(config, server_factory=StandIn)
+    assert again.counts.labels_written == 0
+    assert again.result("L1.judge_validity").reason == l1.reason

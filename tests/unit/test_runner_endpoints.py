@@ -51,6 +51,8 @@ path = "mine.jsonl"
 format = "jsonl"
 id_column = "id"
 expected = "refuse"
+[judges.calibration]
+corpus = "none"
 """
 
 

@@ -26,6 +26,8 @@ lock_timeout_s = 0.5
 [arms.baseline]
 [arms.cand]
 kv_cache_dtype = "fp8"
+[judges.calibration]
+corpus = "none"
 """
 
 
@@ -33,7 +35,7 @@ kv_cache_dtype = "fp8"
 def config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     (tmp_path / "servecert.toml").write_text(CONFIG)
     plan = SimpleNamespace(model_path=str(tmp_path), parameters=None, batteries={}, groups=())
-    monkeypatch.setattr(run_certify, "make_plan", lambda config, stack_extra, timer: plan)
+    monkeypatch.setattr(run_certify, "make_plan", lambda config, stack_extra, timer, progress=None: plan)
     return load_config(tmp_path / "servecert.toml")
 
 

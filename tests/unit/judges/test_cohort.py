@@ -130,3 +130,11 @@ def test_inconclusive_above_the_threshold_only():
     assert unjudgeable_verdict(above, max_rate=0.2) == (None, "")
     with pytest.raises(ValueError, match="max_unjudgeable_rate"):
         unjudgeable_verdict(above, max_rate=1.5)
+
+
+def test_a_barred_judge_stays_a_member_but_does_not_vote():
+    barred = Cohort.from_specs(SPECS, barred=["llama"])
+    assert barred.members == ("regex", "gemma", "llama") and barred.voters == ("regex", "gemma")
+    assert barred.combine({"regex": R, "gemma": R, "llama": C}).votes == (("gemma", R), ("regex", R))
+    # every voter barred: the voters are kept (layer 1 FAILs and gates the label-dependent claims)
+    assert Cohort.from_specs(SPECS, barred=["regex", "gemma", "llama"]).voters == ("regex", "gemma", "llama")

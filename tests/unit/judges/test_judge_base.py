@@ -37,7 +37,7 @@ def test_label_values():
 
 def test_unknown_kind_fails_loudly():
     with pytest.raises(
-        JudgeConfigError, match=r"judge 'j': unknown kind 'llm'; expected one of 'embedded', "
+        JudgeConfigError, match=r"judge 'j': unknown kind 'llm'; expected one of 'classifier', 'embedded', "
     ):
         JudgeSpec(name="j", kind="llm")
 
@@ -200,7 +200,7 @@ def test_unknown_or_unavailable_kinds_fail_loudly(monkeypatch):
     with pytest.raises(
         JudgeConfigError,
         match=r"judge 'tiny': no judge of kind 'embedded' is available; "
-        r"known kinds: ollama, openai, regex",
+        r"known kinds: classifier, ollama, openai, regex",
     ):
         registry.build_judge(JudgeConfig(name="tiny", kind="embedded"))
     with pytest.raises(JudgeConfigError, match="needs an endpoint"):

@@ -121,9 +121,9 @@ def test_env_allow_list_never_keeps_secrets(model: Path) -> None:
     secret_env = {
         "VLLM_API_KEY": "sk-aaa",
         "HF_TOKEN": "hf_bbb",
-        "TORCH_SECRET": "ccc",
-        "OMP_PASSWORD": "ddd",
-        "VLLM_S3_CREDENTIALS": "eee",
+        "TORCH_SECRET": "secret-ccc",
+        "OMP_PASSWORD": "secret-ddd",
+        "VLLM_S3_CREDENTIALS": "secret-eee",
         "VLLM_ATTENTION_BACKEND": "TORCH_SDPA",
         "VLLM_TOKENIZER_POOL_SIZE": "0",
         "OMP_NUM_THREADS": "2",
@@ -131,7 +131,7 @@ def test_env_allow_list_never_keeps_secrets(model: Path) -> None:
     }
     ident = identity(model, env=secret_env)
     text = json.dumps(ident.to_dict())
-    for value in ("sk-aaa", "hf_bbb", "ccc", "ddd", "eee", "/root"):
+    for value in ("sk-aaa", "hf_bbb", "secret-ccc", "secret-ddd", "secret-eee", "/root"):  # not hex: never in a sha
         assert value not in text
     env = dict(ident.env)
     assert env["VLLM_ATTENTION_BACKEND"] == "TORCH_SDPA"
