@@ -65,6 +65,8 @@ use = ["jbb_harmful"]
 offline_dirs = [{battery_dir!r}]
 allow_download = false
 {judges}
+[judges.calibration]
+corpus = "none"  # layer 1 vs humans: tests/integration/test_layer1_calibrated.py
 """
 
 EMBEDDED_JUDGE = """

@@ -46,6 +46,8 @@ kind = "regex"
 kind = "openai"
 model = "judge-model"
 endpoint = "{endpoint}"
+[judges.calibration]
+corpus = "none"
 """
 
 
