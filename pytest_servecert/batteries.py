@@ -63,7 +63,7 @@ import re
 import tempfile
 import tomllib
 from collections import defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -656,19 +656,28 @@ def _resolve(
 
 def _records(data: bytes, spec: BatterySpec, path: Path) -> Iterable[tuple[str, dict[str, str]]]:
     """Yield (location, row) with every required column present, values as str."""
-    try:
-        text = data.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        raise BatteryError(f"{path}: not UTF-8 ({exc})") from None
     required = spec.columns.required()
     if spec.expected.column:
         required = (*required, spec.expected.column)
-    if spec.format == "csv":
+    return read_records(data, spec.format, required, path, BatteryError)
+
+
+def read_records(
+    data: bytes, fmt: str, required: Sequence[str], path: Path, error: type[Exception]
+) -> Iterator[tuple[str, dict[str, str]]]:
+    """Yield ``(location, row)`` of a CSV or JSONL file, values as str; ``error`` (one line)
+    for text that is not UTF-8, invalid JSON or a missing ``required`` column. Batteries and
+    calibration corpora read their files through this one reader."""
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise error(f"{path}: not UTF-8 ({exc})") from None
+    if fmt == "csv":
         reader = csv.DictReader(io.StringIO(text, newline=""))
         found = reader.fieldnames or []
         for column in required:
             if column not in found:
-                raise BatteryError(
+                raise error(
                     f"{path}: missing column {column!r} "
                     f"(columns found: {', '.join(found) or 'none'})"
                 )
@@ -684,12 +693,12 @@ def _records(data: bytes, spec: BatterySpec, path: Path) -> Iterable[tuple[str, 
         try:
             obj = json.loads(line)
         except json.JSONDecodeError as exc:
-            raise BatteryError(f"{path}:{lineno}: invalid JSON ({exc.msg})") from None
+            raise error(f"{path}:{lineno}: invalid JSON ({exc.msg})") from None
         if not isinstance(obj, dict):
-            raise BatteryError(f"{path}:{lineno}: expected a JSON object per line")
+            raise error(f"{path}:{lineno}: expected a JSON object per line")
         for column in required:
             if column not in obj:
-                raise BatteryError(
+                raise error(
                     f"{path}:{lineno}: missing column {column!r} "
                     f"(columns found: {', '.join(obj) or 'none'})"
                 )

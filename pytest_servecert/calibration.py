@@ -33,9 +33,7 @@ naming the file, the line and the value.
 
 from __future__ import annotations
 
-import csv
 import hashlib
-import io
 import json
 import os
 import re
@@ -47,7 +45,7 @@ from typing import Any
 
 import httpx
 
-from .batteries import default_cache_dir, download_pinned
+from .batteries import default_cache_dir, download_pinned, read_records
 from .errors import ServecertError
 
 __all__ = [
@@ -335,37 +333,9 @@ def _resolve(
 
 
 def _rows(data: bytes, spec: CorpusSpec, path: Path) -> Iterator[tuple[str, dict[str, str]]]:
-    try:
-        text = data.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        raise CalibrationError(f"{path}: not UTF-8 ({exc})") from None
-    required = [spec.columns[k] for k in ("id", "prompt", "response", "label", "source") if k in spec.columns]
-    if spec.format == "csv":
-        reader = csv.DictReader(io.StringIO(text, newline=""))
-        found = reader.fieldnames or []
-        for column in required:
-            if column not in found:
-                raise CalibrationError(
-                    f"{path}: missing column {column!r} (columns found: {', '.join(found) or 'none'})"
-                )
-        for row in reader:
-            yield f"{path}:{reader.line_num}", {k: (v or "") for k, v in row.items() if k is not None}
-        return
-    for lineno, line in enumerate(text.splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            obj = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise CalibrationError(f"{path}:{lineno}: invalid JSON ({exc.msg})") from None
-        if not isinstance(obj, dict):
-            raise CalibrationError(f"{path}:{lineno}: expected a JSON object per line")
-        for column in required:
-            if column not in obj:
-                raise CalibrationError(
-                    f"{path}:{lineno}: missing column {column!r} (columns found: {', '.join(obj) or 'none'})"
-                )
-        yield f"{path}:{lineno}", {k: "" if v is None else str(v) for k, v in obj.items()}
+    keys = ("id", "prompt", "response", "label", "source")
+    required = [spec.columns[k] for k in keys if k in spec.columns]
+    return read_records(data, spec.format, required, path, CalibrationError)
 
 
 def _parse(data: bytes, spec: CorpusSpec, f: CorpusFile, path: Path) -> list[CalibrationItem]:
