@@ -29,7 +29,7 @@ import numpy as np
 
 from .. import stats
 from .catalogue import RTSI, TAIS
-from .model import ClaimResult, Verdict
+from .model import DEFAULT_MAX_UNJUDGEABLE_RATE, ClaimResult, Verdict
 
 __all__ = [
     "Layer2Options",
@@ -87,7 +87,7 @@ class Layer2Options:
     margin_pp: float = 3.0
     alpha: float = 0.05
     h_threshold: float = 0.1
-    max_unjudgeable_rate: float = 0.10
+    max_unjudgeable_rate: float = DEFAULT_MAX_UNJUDGEABLE_RATE
     n_boot: int = 2000
     seed: int = 0
     min_refusals: int = 10
