@@ -881,6 +881,11 @@ def parse_config(raw: Mapping[str, Any], path: Path) -> ServecertConfig:
         )
         if jkind in ("openai", "ollama") and not cohort[-1].model:
             raise js.error("model", None, f"a model name for a {jkind} judge")
+        if jkind == "classifier" and cohort[-1].model:  # a saved .npz, relative to this file
+            weights = base / cohort[-1].model
+            if not weights.is_file():
+                raise js.error("model", cohort[-1].model, f"a saved classifier .npz (no file {weights})")
+            cohort[-1] = replace(cohort[-1], model=str(weights))
         _positive(js, "timeout_s", cohort[-1].timeout_s, "seconds (a positive number)")
         _positive(js, "concurrency", cohort[-1].concurrency, "an integer >= 1")
         js.check_unknown()

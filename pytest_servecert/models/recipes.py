@@ -25,6 +25,7 @@ from __future__ import annotations
 import dataclasses
 import fcntl
 import hashlib
+import importlib.metadata
 import json
 import os
 import shutil
@@ -108,51 +109,25 @@ RECIPES: dict[str, ModelRecipe] = {
 
 _FORMAT_VERSION = 1  # bump when the on-disk layout changes
 
-# The hash covers the builder's source as written before it moved from serving/tiny_*.py to
-# models/ (issue #19): the lines the move edited are read back in their old form and each file
-# under its old name, so the move re-keys no cached model. Any other edit re-keys, as it should.
-_HASHED_AS = {
-    "corpus.py": "tiny_corpus.py", "train.py": "tiny_train.py", "judge.py": "tiny_judge.py"
-}
-_PRE_MOVE_LINES: dict[str, str | None] = {  # line now: line before the move (None: none)
-    (
-        "from pytest_servecert.models.corpus import CorpusSpec,"
-        " Example, generate_corpus, load_lexicon"
-    ):
-        (
-            "from pytest_servecert.serving.tiny_corpus import"
-            " CorpusSpec, Example, generate_corpus, load_lexicon"
-        ),
-    "        directory and rename, see :func:`pytest_servecert.models.recipes.build_model`).":
-        "        directory and rename, see :func:`pytest_servecert.serving.tiny.build_model`).",
-    "        Lexicon directory (default :func:`corpus.default_recipe_dir`).":
-        "        Lexicon directory (default :func:`tiny_corpus.default_recipe_dir`).",
-    ":data:`~pytest_servecert.judge_prompt.TINY_JUDGE_PROMPT` as a chat user turn and answers":
-        ":data:`~pytest_servecert.judges.llm.TINY_JUDGE_PROMPT` as a chat user turn and answers",
-    (
-        "schedule (``models/train.py``); only the corpus and the"
-        " loss (answer tokens only) differ. It is"
-    ):
-        (
-            "schedule (``tiny_train``); only the corpus and the"
-            " loss (answer tokens only) differ. It is"
-        ),
-    "from pytest_servecert.models import corpus as tiny_corpus":
-        "from pytest_servecert.serving import tiny_corpus, tiny_train",
-    "from pytest_servecert.models import train as tiny_train": None,  # merged into the line above
-    "from pytest_servecert.models.corpus import Example":
-        "from pytest_servecert.serving.tiny_corpus import Example",
-    "    from pytest_servecert.judge_prompt import TINY_JUDGE_PROMPT":
-        "    from pytest_servecert.judges.llm import TINY_JUDGE_PROMPT",
-}
+#: The libraries a build runs on: another version may train other weights from the same
+#: recipe (seen on 2026-12-02: the same source and hyperparameters gave other target weights
+#: than on 2026-11-30), so each version is part of the recipe hash and a change rebuilds.
+BUILD_LIBRARIES = ("torch", "tokenizers", "transformers", "safetensors", "numpy")
 
 
-def hashed_source(path: Path) -> tuple[str, bytes]:
-    """``(name, bytes)`` a builder source file enters the recipe hash with (see above)."""
-    lines = Path(path).read_bytes().decode("utf-8").split("\n")
-    before = (_PRE_MOVE_LINES.get(line, line) for line in lines)
-    text = "\n".join(line for line in before if line is not None)
-    return _HASHED_AS[Path(path).name], text.encode("utf-8")
+def build_library_versions() -> dict[str, str]:
+    """``{distribution: version}`` of :data:`BUILD_LIBRARIES` (``"absent"`` if not installed)."""
+    out = {}
+    for name in BUILD_LIBRARIES:
+        try:
+            out[name] = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            out[name] = "absent"
+    return out
+
+
+def _hash_file(h: Any, path: Path) -> None:
+    h.update(path.name.encode() + b"\0" + path.read_bytes() + b"\0")
 
 
 def recipe_for(kind: str) -> ModelRecipe:
@@ -164,30 +139,29 @@ def recipe_for(kind: str) -> ModelRecipe:
 
 
 def recipe_hash(recipe: ModelRecipe, recipe_dir: Path | None = None) -> str:
-    """sha256 of generator + trainer source, lexicon files and hyperparameters."""
+    """sha256 of generator + trainer source, lexicon files, hyperparameters and library versions."""
     root = Path(recipe_dir) if recipe_dir is not None else tiny_corpus.default_recipe_dir()
     h = hashlib.sha256()
     h.update(f"servecert-tiny format {_FORMAT_VERSION}\n".encode())
+    h.update(json.dumps(build_library_versions(), sort_keys=True).encode())
     for src in (tiny_corpus.__file__, tiny_train.__file__):
-        name, source = hashed_source(Path(src))
-        h.update(name.encode() + b"\0" + source + b"\0")
+        _hash_file(h, Path(src))
     for name in tiny_corpus.RECIPE_FILES:
         path = root / name
         if not path.is_file():
             raise FileNotFoundError(f"{path}: tiny-model recipe file missing")
-        h.update(name.encode() + b"\0" + path.read_bytes() + b"\0")
+        _hash_file(h, path)
     if recipe.kind == "judge":
         # The judge also depends on its own generator, lexicon and prompt template.
         from pytest_servecert.judge_prompt import TINY_JUDGE_PROMPT
         from pytest_servecert.models import judge as tiny_judge
 
-        name, source = hashed_source(Path(tiny_judge.__file__))
-        h.update(name.encode() + b"\0" + source + b"\0")
+        _hash_file(h, Path(tiny_judge.__file__))
         for name in tiny_judge.JUDGE_RECIPE_FILES:
             path = tiny_judge.default_judge_dir() / name
             if not path.is_file():
                 raise FileNotFoundError(f"{path}: judge recipe file missing")
-            h.update(name.encode() + b"\0" + path.read_bytes() + b"\0")
+            _hash_file(h, path)
         h.update(TINY_JUDGE_PROMPT.sha256.encode())
     h.update(json.dumps(recipe.to_dict(), sort_keys=True).encode())
     return h.hexdigest()

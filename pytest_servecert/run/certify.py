@@ -21,6 +21,7 @@ from .. import __version__
 from ..claims.rules import apply_gates
 from ..config import ServecertConfig
 from ..design import contexts, naive_server_count
+from ..judge_calibration import configured_corpus
 from ..judges.health import inconclusive_for_failed_judges
 from ..screens import layer2_claims
 from ..store import Store, StoreError
@@ -110,8 +111,9 @@ def _config_hash(config: ServecertConfig) -> str:
 def make_plan(
     config: ServecertConfig, stack_extra: StackExtra | None, timer: Timer, progress: Progress = _quiet
 ) -> Plan:
-    with timer.phase("batteries"):  # before any build: a bad battery costs nothing
+    with timer.phase("batteries"):  # before any build: a bad battery or corpus costs nothing
         batteries = load_batteries(config)
+        corpus = configured_corpus(config.judges.calibration)
     with timer.phase("model build"):
         if config.model.path is None:  # every arm is a deployment: the servers state the model
             model_path, parameters = None, None
@@ -120,7 +122,8 @@ def make_plan(
             parameters = parameter_count(Path(model_path))
     with timer.phase("model build"):  # the draft model is built (deployments probed) while planning
         groups = build_groups(config, model_path, batteries, stack_extra, progress)
-    return Plan(model_path=model_path, parameters=parameters, batteries=batteries, groups=groups)
+    return Plan(model_path=model_path, parameters=parameters, batteries=batteries, groups=groups,
+                corpus=corpus)
 
 
 def certify(

@@ -22,7 +22,7 @@ from ..judges.cohort import Cohort
 from ..judges.gate import check_judge_routing
 from ..judges.health import JudgeFailedError, JudgeHealth
 from ..judges.registry import build_judge
-from ..judge_calibration import check_corpus_routing, configured_corpus, corpus_labels, label_corpus
+from ..judge_calibration import check_corpus_routing, corpus_labels, label_corpus
 from ..store import Store
 from .plan import Plan
 
@@ -64,7 +64,7 @@ def judge(config: JudgesConfig, plan: Plan, store: Store, progress: Progress) ->
     check_judge_routing(judges, batteries, config.allow_external_judges)
     planned = plan.prompts
     arm_fps = sorted({g.spec.fingerprint for g in plan.groups})
-    corpus = configured_corpus(config.calibration)
+    corpus = plan.corpus
     if corpus is not None:
         check_corpus_routing(judges, corpus, config.allow_external_judges)
     corpus_got: dict[str, dict[str, str]] = {}

@@ -110,6 +110,8 @@ class Plan:
     parameters: int | None  # counted from the model files (None if unknown)
     batteries: Batteries
     groups: tuple[ServerGroup, ...]
+    # #20: the calibration corpus (read with the batteries, before any boot; None: "none")
+    corpus: Any = None  # calibration.CalibrationCorpus
 
     @cached_property
     def prompts(self) -> dict[str, Prompt]:

@@ -121,15 +121,18 @@ def test_small_certification_end_to_end(tmp_path, battery_dir):
     config = load_config(write_config(tmp_path, battery_dir, n=6, candidates=FP8_AND_NGRAM, long=True))
     run = certify(config)
 
-    # 4 arms (baseline, fp8, ngram, A/A) x 3 contexts x (6 + 6 + 3 custom) prompts
+    # 4 arms (baseline, fp8, ngram, A/A) x 3 contexts x (6 + 6 + 3 custom) prompts, and the A/A
+    # arm draws its T = 0.7 context [sampling] aa_replicates = 3 times (the sampling floor)
     per_arm = 3 * (6 + 6 + 3)
-    assert run.counts.requests_planned == 4 * per_arm
+    aa_extra = 2 * (6 + 6 + 3)
+    assert run.counts.requests_planned == 4 * per_arm + aa_extra
     # prefix caching is not varied, so each arm needs exactly one server
     fp8 = [s for s in run.servers if s.arm == "fp8_kv"]
     assert len(run.servers) == 4 and len(fp8) == 1
     served_arms = 4 if has_avx512_or_amx() else 3
-    # the over-long prompt is rejected once per served arm and context, and counted
-    assert run.counts.requests_rejected == served_arms * 3
+    # the over-long prompt is rejected once per served arm, context and A/A replicate, and counted
+    rejected = served_arms * 3 + 2
+    assert run.counts.requests_rejected == rejected
     fp8_cells = run.cells["fp8_kv"]
     if has_avx512_or_amx():
         assert fp8[0].status == "served"
@@ -138,7 +141,7 @@ def test_small_certification_end_to_end(tmp_path, battery_dir):
         assert "AVX-512 or AMX" in fp8[0].reason
         assert all(c.status.value == "NOT RUN" and "AVX-512 or AMX" in c.reason for c in fp8_cells)
         assert run.result("L5.harmful_core", "fp8_kv").verdict.value == "NOT RUN"
-        assert run.counts.requests_sent == 3 * per_arm  # fp8 sent nothing
+        assert run.counts.requests_sent == 3 * per_arm + aa_extra  # fp8 sent nothing
     ngram_cells = run.cells["ngram"]
     assert all(c.status.value == "measured" for c in ngram_cells)
     assert sum(c.n + c.unjudgeable for c in ngram_cells) == 3 * (6 + 6 + 2)
@@ -154,7 +157,7 @@ def test_small_certification_end_to_end(tmp_path, battery_dir):
     path = write_certificate(certificate_dict(run), tmp_path / "reports")
     cert = load_certificate(path)
     assert cert["schema_version"] == 2
-    assert cert["counts"]["requests_rejected"] == served_arms * 3
+    assert cert["counts"]["requests_rejected"] == rejected
     assert {a["name"] for a in cert["arms"]} == {"baseline", "fp8_kv", "ngram", "baseline~aa"}
     assert all(s["stack"] for a in cert["arms"] for s in a["servers"])
     assert len(cert["cells"]) == 2 * 3 * 3
@@ -165,9 +168,9 @@ def test_small_certification_end_to_end(tmp_path, battery_dir):
     assert again.counts.requests_sent == 0
     assert again.counts.requests_rejected == run.counts.requests_rejected
     not_sent = 0 if has_avx512_or_amx() else per_arm
-    assert again.counts.responses_reused == 4 * per_arm - not_sent - served_arms * 3
+    assert again.counts.responses_reused == 4 * per_arm + aa_extra - not_sent - rejected
     assert again.counts.boots == (0 if has_avx512_or_amx() else 1)  # only the fp8 retry
-    assert stored(config.store_path) == (run.counts.requests_sent - served_arms * 3,) * 2
+    assert stored(config.store_path) == (run.counts.requests_sent - rejected,) * 2
 
 
 def test_resume_after_sigkill_and_fresh_samples_on_flag_change(tmp_path, battery_dir):

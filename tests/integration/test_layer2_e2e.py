@@ -60,6 +60,10 @@ allow_download = false
 
 [claims]
 n_boot = 500
+
+# layer 1 against humans has its own test (test_layer1_calibrated.py)
+[judges.calibration]
+corpus = "none"
 """
 
 

@@ -73,8 +73,9 @@ def test_f16_vs_q4_0_kv_certification_is_measured_end_to_end(
     config = load_config(path)
     run = certify(config)
 
-    # 3 arms (baseline, q4_0, A/A) x 3 contexts x 2 batteries x 6 prompts
-    assert run.counts.requests_planned == 3 * 3 * 2 * 6
+    # 3 arms (baseline, q4_0, A/A) x 3 contexts x 2 batteries x 6 prompts, and the A/A arm
+    # draws its T = 0.7 context [sampling] aa_replicates = 3 times (2 more draws)
+    assert run.counts.requests_planned == 3 * 3 * 2 * 6 + 2 * 2 * 6
     assert run.counts.requests_sent == run.counts.requests_planned
     assert run.counts.request_errors == 0
     # batch size and temperature are client-side: one server per arm

@@ -97,6 +97,7 @@ CONFIG_CASES = [
     ("judge-key-unset", BASE + '[judges.cohort.g]\nkind = "openai"\nmodel = "m"\nendpoint = "http://127.0.0.1:1/v1"\napi_key_env = "SERVECERT_TEST_UNSET_KEY"\n', "api_key_env = 'SERVECERT_TEST_UNSET_KEY': that environment variable is not set"),
     ("judge-key-literal", BASE + '[judges.cohort.g]\nkind = "openai"\nmodel = "m"\nendpoint = "http://127.0.0.1:1/v1"\napi_key_env = "sk-abc def"\n', "[judges.cohort.g] api_key_env"),
     ("judge-kind", BASE + '[judges.cohort.g]\nkind = "gpt"\n', "[judges.cohort.g] kind = 'gpt'"),
+    ("judge-classifier-no-weights", BASE + '[judges.cohort.g]\nkind = "classifier"\nmodel = "missing.npz"\n', "[judges.cohort.g] model = 'missing.npz': expected a saved classifier .npz"),
     ("judge-embedded-endpoint", BASE + '[judges.cohort.g]\nkind = "embedded"\nendpoint = "http://127.0.0.1:1"\n', "[judges.cohort.g] endpoint"),
     ("battery-typo", BASE.replace('use = ["xstest"]', 'use = ["xstes"]'), "[batteries] use = 'xstes'"),
     ("battery-twice", BASE.replace('use = ["xstest"]', 'use = ["xstest", "xstest"]'), "'xstest' is listed twice"),

@@ -24,6 +24,7 @@ from typing import Any
 
 import pytest
 
+from pytest_servecert.calibration import CalibrationError
 from pytest_servecert.config import load_config
 from pytest_servecert.report.certificate import certificate_dict, validate
 from pytest_servecert.runner import certify
@@ -324,3 +325,22 @@ def test_layer1_against_humans_bars_a_judge_the_humans_disagree_with(tmp_path: P
     again = certify(config, server_factory=StandIn)
     assert again.counts.labels_written == 0
     assert again.result("L1.judge_validity").reason == l1.reason
+
+
+def test_a_missing_calibration_corpus_stops_the_run_before_any_server_starts(tmp_path: Path) -> None:
+    """The corpus is read with the batteries, while planning: a run without it never boots."""
+    write_config(tmp_path)
+    text = (tmp_path / "servecert.toml").read_text().replace(
+        'corpus = "none"', f'corpus = "xstest-v2"\noffline_dirs = ["{tmp_path / "nowhere"}"]\nallow_download = false'
+    )
+    (tmp_path / "servecert.toml").write_text(text)
+    made = []
+
+    def factory(spec: Any, **kwargs: Any) -> Any:
+        made.append(spec)
+        return StandIn(spec, **kwargs)
+
+    with pytest.raises(CalibrationError, match="xstest_v2_completions_gpt4.csv not found"):
+        certify(load_config(tmp_path / "servecert.toml"), server_factory=factory)
+    assert made == []
+    assert not (tmp_path / "store.sqlite").exists()
