@@ -113,7 +113,7 @@ def _setup(tmp_path: Path, gateway: Gateway, policy: str):
                                           stack=SimpleNamespace(fingerprint="s")))
     batteries = {"jbb_harmful": (SimpleNamespace(id="jbb_harmful", harmful=True), tuple(prompts))}
     plan = SimpleNamespace(
-        batteries=batteries, groups=groups,
+        batteries=batteries, groups=groups, corpus=None,
         prompts={k.fingerprint: p for g in groups for keys in g.keys.values() for k, p in keys},
     )
     return config, store, plan
