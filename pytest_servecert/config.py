@@ -17,9 +17,10 @@ import math
 import os
 import re
 import tomllib
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 from urllib.parse import urlsplit
 
 from .claims.model import DEFAULT_MAX_UNJUDGEABLE_RATE
@@ -286,7 +287,7 @@ class _Section:
             raise self.error(key, value, "a table of NAME = \"value\" strings")
         return tuple(sorted(value.items()))
 
-    def sub(self, key: str) -> "_Section":
+    def sub(self, key: str) -> _Section:
         self.used.add(key)
         return _Section(self.path, f"{self.name}.{key}" if self.name else key, self.data.get(key, {}),
                         (*self.keys, key))
