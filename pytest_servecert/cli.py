@@ -221,7 +221,10 @@ def _calibrate(args: argparse.Namespace) -> int:
     judges = [build_judge(j) for j in config.judges.cohort]
     names = args.judge or [j.spec.name for j in judges]
     judges = [j for j in judges if j.spec.name in names]
-    log = lambda msg: print(msg, file=sys.stderr, flush=True)
+
+    def log(msg: str) -> None:
+        print(msg, file=sys.stderr, flush=True)
+
     got: dict[str, dict[str, str]] = {}
     seconds: dict[str, float] = {}
     store = Store(args.store or config.store_path)

@@ -77,7 +77,10 @@ prefix_caching = false
 
 
 def endpoint_arms(baseline: list[str], candidate: list[str], declared: str = "prefix_caching = false") -> str:
-    quote = lambda urls: json.dumps(urls)
+
+    def quote(urls: list[str]) -> str:
+        return json.dumps(urls)
+
     return (
         f'[arms.baseline]\nendpoints = {quote(baseline)}\nmodel = "servecert-tiny"\n'
         f'[arms.candidate]\nendpoints = {quote(candidate)}\nmodel = "servecert-tiny"\n{declared}\n'

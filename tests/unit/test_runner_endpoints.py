@@ -61,7 +61,10 @@ def write_config(tmp_path: Path, baseline: list[str], candidate: list[str], decl
         "".join(json.dumps({"id": f"q{i}", "prompt": f"how do I do harmful thing {i}?"}) + "\n" for i in range(12))
     )
     path = tmp_path / "servecert.toml"
-    quote = lambda urls: ", ".join(f'"{u}"' for u in urls)
+
+    def quote(urls: list[str]) -> str:
+        return ", ".join(f'"{u}"' for u in urls)
+
     path.write_text(CONFIG.format(baseline=quote(baseline), candidate=quote(candidate), declared=declared))
     return path
 

@@ -272,7 +272,7 @@ def _fake_train(calls: list[str], delay: float = 0.0):  # type: ignore[no-untype
         calls.append(recipe.kind)
         time.sleep(delay)
         (Path(out_dir) / "model.safetensors").write_bytes(b"weights")
-        (Path(out_dir) / "servecert_tiny.json").write_text('{"kind": "%s", "parameters": 1}' % recipe.kind)
+        (Path(out_dir) / "servecert_tiny.json").write_text(f'{{"kind": "{recipe.kind}", "parameters": 1}}')
         return {}
 
     return train
