@@ -119,7 +119,9 @@ def test_a_contradicting_declaration_stops_the_run_before_sampling(tmp_path, rep
     config = load_config(write_config(tmp_path, [base.url], [cand.url], 'kv_cache_dtype = "fp8"'))
     with pytest.raises(DeploymentMismatchError) as info:
         certify(config)
-    assert str(info.value).startswith(f"{config.path}: [arms.candidate] kv_cache_dtype = 'fp8' is declared, but {cand.url}")
+    assert str(info.value).startswith(
+        f"{config.path}: [arms.candidate] kv_cache_dtype = 'fp8' is declared, but {cand.url}"
+    )
     assert base.completions == cand.completions == 0
 
 
