@@ -132,7 +132,8 @@ def main() -> None:
 
     rows = [("count pairs -> cells (numpy)", t_count), ("layer-5 claims (bootstrap TOST, 10k)", t_claims)]
     if args.store:
-        rows.append(("count pairs -> cells (iter_pairs + count_pairs)", store_stage(args.pairs, args.cells, args.repeats)))
+        rows.append(("count pairs -> cells (iter_pairs + count_pairs)",
+                     store_stage(args.pairs, args.cells, args.repeats)))
     print(f"\n{args.pairs:,} pairs over {args.cells} cells, median of {args.repeats}")
     for name, seconds in rows:
         print(f"  {name:<42} {seconds:8.3f} s")

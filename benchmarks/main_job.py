@@ -57,7 +57,8 @@ def write_config(source: Path, dest: Path, prompts_per_cell: int | None, specula
         flags=re.MULTILINE,
     )
     if prompts_per_cell is not None:
-        text, n = re.subn(r"^prompts_per_cell = \d+", f"prompts_per_cell = {prompts_per_cell}", text, flags=re.MULTILINE)
+        text, n = re.subn(r"^prompts_per_cell = \d+", f"prompts_per_cell = {prompts_per_cell}", text,
+                          flags=re.MULTILINE)
         if n != 1:
             raise SystemExit(f"{source}: expected one 'prompts_per_cell = N' line to override")
     if speculative_tokens is not None:
@@ -134,8 +135,10 @@ def print_run(title: str, run: dict[str, Any], build_s: float = 0.0) -> None:
         print(f"  {phase:<20} {seconds:>8.1f} s  {100 * seconds / wall:5.1f} %")
     responses = counts["requests_sent"] + counts["responses_reused"]
     print(f"  responses {responses:,} (sent {counts['requests_sent']:,}, reused {counts['responses_reused']:,}, "
-          f"errors {counts['request_errors']}, rejected {counts['requests_rejected']}), labels {counts['labels_written']:,}")
-    print(f"  server boots {counts['boots']} (failed {counts['failed_boots']}) vs naive one-per-cell {counts['naive_boots']}")
+          f"errors {counts['request_errors']}, rejected {counts['requests_rejected']}), "
+          f"labels {counts['labels_written']:,}")
+    print(f"  server boots {counts['boots']} (failed {counts['failed_boots']}) "
+          f"vs naive one-per-cell {counts['naive_boots']}")
     print(f"  requests sent per arm: {sent_by_arm(cert)}")
     print(f"  pytest process peak RSS {run['peak_rss_bytes'] / 2**20:.0f} MiB (servers excluded)", flush=True)
 

@@ -7,8 +7,9 @@ completion takes ``--latency`` seconds, 50 ms by default) behind one
 replica (the batch_size axis as each server sees it). Prints responses/s per N and the ratio to
 N x the single-replica figure (target >= 0.9), median of ``--repeats`` runs.
 
-Each stand-in is its own process. A stand-in measures the pool's own overhead (client, balancing, failover bookkeeping); a real
-server's throughput is the engine's and is measured by benchmarks/sampler_throughput.py.
+Each stand-in is its own process. A stand-in measures the pool's own overhead (client, balancing,
+failover bookkeeping); a real server's throughput is the engine's and is measured by
+benchmarks/sampler_throughput.py.
 
 Usage::
 

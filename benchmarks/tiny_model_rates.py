@@ -137,10 +137,12 @@ def main(argv: list[str] | None = None) -> int:
         lo, hi = TARGETS.get(key, (None, None))
         metric = "answer" if key in ("jbb_benign", "xstest:safe") else "refusal"
         goal = "" if lo is None else f"{metric} {lo:.0%}-{hi:.0%} " + ("OK" if lo <= r[metric] <= hi else "MISS")
-        print(f"{key:<14} {r['n']:>4} {r['refusal']:>8.1%} {r['answer']:>8.1%} {r['unjudgeable']:>7.1%} {r['errors']:>6}  {goal}")
+        print(f"{key:<14} {r['n']:>4} {r['refusal']:>8.1%} {r['answer']:>8.1%} {r['unjudgeable']:>7.1%} "
+              f"{r['errors']:>6}  {goal}")
     print(f"xstest:safe at T={args.temperature}, {args.seeds} seeds: mixed {mixed:.1%}, answer {answer_sampled:.1%}")
     top_share = max(openings.values()) / sum(openings.values()) if openings else 0.0
-    print(f"greedy refusal openings on the harmful sets: {len(openings)} distinct, top share {top_share:.1%}; most common: "
+    print(f"greedy refusal openings on the harmful sets: {len(openings)} distinct, top share {top_share:.1%}; "
+          "most common: "
           + ", ".join(f"{o!r} {n}" for o, n in openings.most_common(5)))
     if args.json:
         payload = {

@@ -56,7 +56,8 @@ def _model_build(args: argparse.Namespace) -> int:
         ctx = multiprocessing.get_context("spawn")
         with ProcessPoolExecutor(max_workers=2, mp_context=ctx) as pool:
             # The longest build (the target) starts first.
-            futures = {k: pool.submit(_build_one, k, args.cache_dir, args.force) for k in sorted(kinds, key=lambda k: k != "target")}
+            futures = {k: pool.submit(_build_one, k, args.cache_dir, args.force)
+                       for k in sorted(kinds, key=lambda k: k != "target")}
             paths = [futures[k].result() for k in kinds]
     for path in paths:
         print(path)
@@ -80,7 +81,8 @@ def _add_model_commands(sub: argparse._SubParsersAction) -> None:  # type: ignor
 
     build = msub.add_parser("build", help="build (or reuse) servecert-tiny; prints the model directory last")
     build.add_argument("--kind", choices=("target", "draft", "judge", "all"), default="target")
-    build.add_argument("--cache-dir", type=Path, default=None, help="cache root (default: SERVECERT_CACHE_DIR/tiny or the user cache)")
+    build.add_argument("--cache-dir", type=Path, default=None,
+                       help="cache root (default: SERVECERT_CACHE_DIR/tiny or the user cache)")
     build.add_argument("--force", action="store_true", help="rebuild even if a cached build exists")
     build.set_defaults(handler=_model_build)
 
@@ -221,7 +223,10 @@ def _calibrate(args: argparse.Namespace) -> int:
     judges = [build_judge(j) for j in config.judges.cohort]
     names = args.judge or [j.spec.name for j in judges]
     judges = [j for j in judges if j.spec.name in names]
-    log = lambda msg: print(msg, file=sys.stderr, flush=True)
+
+    def log(msg: str) -> None:
+        print(msg, file=sys.stderr, flush=True)
+
     got: dict[str, dict[str, str]] = {}
     seconds: dict[str, float] = {}
     store = Store(args.store or config.store_path)
@@ -239,15 +244,19 @@ def _calibrate(args: argparse.Namespace) -> int:
         store.close()
     labels = corpus_labels(corpus, got)
     rows = [h.to_dict() for h in human_agreement(labels.human, labels.labels, n_boot=args.n_boot)]
-    voters = [v for v in Cohort.from_specs([j.spec for j in judges], regex_role=config.judges.regex_role).voters if v in got]
+    voters = [v for v in Cohort.from_specs([j.spec for j in judges], regex_role=config.judges.regex_role).voters
+              if v in got]
     if len(voters) > 1:
-        rows += [h.to_dict() for h in cohort_vs_human(labels.human, labels.labels, voters, name="cohort majority (all voters)", n_boot=args.n_boot)]
+        rows += [h.to_dict() for h in cohort_vs_human(labels.human, labels.labels, voters,
+                                                      name="cohort majority (all voters)", n_boot=args.n_boot)]
     print(f"corpus {corpus.id} (sha256 {corpus.sha256[:16]}, {len(corpus)} answers; partial refusals count as "
           "refusals; a judge trained on part of the corpus is scored on cross-validated labels)")
-    print("| judge | source | n (unjudgeable) | agreement | κ vs human [95% CI] | confusion [[hr→r, hr→c], [hc→r, hc→c]] |")
+    print("| judge | source | n (unjudgeable) | agreement | κ vs human [95% CI] | "
+          "confusion [[hr→r, hr→c], [hc→r, hc→c]] |")
     print("|---|---|---|---|---|---|")
     for r in rows:
-        print(f"| {r['judge']} | {r['source']} | {r['n']} ({r['n_unjudgeable']}) | {r['agreement']:.3f} | {_fmt_kappa(r)} | {r['confusion']} |")
+        print(f"| {r['judge']} | {r['source']} | {r['n']} ({r['n_unjudgeable']}) | {r['agreement']:.3f} | "
+              f"{_fmt_kappa(r)} | {r['confusion']} |")
     names = list(got)
     for i, a in enumerate(names):
         for b in names[i + 1:]:

@@ -17,9 +17,10 @@ import math
 import os
 import re
 import tomllib
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 from urllib.parse import urlsplit
 
 from .claims.model import DEFAULT_MAX_UNJUDGEABLE_RATE
@@ -286,7 +287,7 @@ class _Section:
             raise self.error(key, value, "a table of NAME = \"value\" strings")
         return tuple(sorted(value.items()))
 
-    def sub(self, key: str) -> "_Section":
+    def sub(self, key: str) -> _Section:
         self.used.add(key)
         return _Section(self.path, f"{self.name}.{key}" if self.name else key, self.data.get(key, {}),
                         (*self.keys, key))
@@ -464,7 +465,8 @@ def _endpoint_fields(section: _Section, inherited: ArmConfig | None = None) -> d
         # A deployment of an arm: same model, key and limits; its own replicas and identity.
         for key in _ENDPOINT_KEYS:
             if key not in ("endpoints", "identity") and key in section.data:
-                raise section.error(key, section.data[key], f"no {key} here: a deployment inherits it from [arms.{inherited.name}]")
+                raise section.error(key, section.data[key],
+                                    f"no {key} here: a deployment inherits it from [arms.{inherited.name}]")
         out = {**{k: getattr(inherited, k) for k in _ENDPOINT_KEYS}, "endpoints": out["endpoints"],
                "identity": tuple(sorted((dict(inherited.identity) | dict(out["identity"])).items()))}
     return out
@@ -494,7 +496,8 @@ def _arm(section: _Section, name: str) -> ArmConfig:
     else:
         given = [k for k in _ENDPOINT_KEYS if k in section.data]
         if given:
-            raise section.error(given[0], section.data[given[0]], "endpoints = [...] first: only an endpoint arm takes it")
+            raise section.error(given[0], section.data[given[0]],
+                                "endpoints = [...] first: only an endpoint arm takes it")
     section.check_unknown()
     return arm
 
@@ -506,7 +509,8 @@ def _deployment(section: _Section, base: ArmConfig, levels: str) -> ArmConfig:
         raise section.error("endpoints", section.data.get("endpoints"), "the URLs of the deployment serving " + levels)
     for key in section.data:
         if key in AXES:
-            raise section.error(key, section.data[key], f"no axis here: the name says which levels it serves ({levels})")
+            raise section.error(key, section.data[key],
+                                f"no axis here: the name says which levels it serves ({levels})")
     fields = _endpoint_fields(section, inherited=base)
     section.check_unknown()
     return replace(base, name=f"{base.name}{DEPLOYMENT_SEP}{levels}", deployments={}, **fields)

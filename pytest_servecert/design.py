@@ -15,8 +15,9 @@ from __future__ import annotations
 import hashlib
 import itertools
 import json
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, Callable, Mapping
+from typing import Any
 
 from .config import SERVER_AXES, ArmConfig, DesignConfig, SamplingConfig, ServecertConfig
 

@@ -5,7 +5,8 @@ Registered through ``pytest_addhooks``. All hooks are called with keyword argume
 
 from __future__ import annotations
 
-from typing import Any, MutableMapping
+from collections.abc import MutableMapping
+from typing import Any
 
 import pytest
 

@@ -96,7 +96,7 @@ def config_path(config: pytest.Config) -> Path:
     return Path(option) if option else Path(config.rootpath) / "servecert.toml"
 
 
-def load_config_or_exit(config: pytest.Config) -> "ServecertConfig":
+def load_config_or_exit(config: pytest.Config) -> ServecertConfig:
     """The validated certification config; a bad one ends the run with one line per problem,
     no traceback (pytest's usage error). Collection hooks use :func:`certification_config`,
     which reports the same lines as a collection error instead of ``pytest.exit``."""
@@ -109,7 +109,7 @@ def load_config_or_exit(config: pytest.Config) -> "ServecertConfig":
 
 
 @pytest.fixture(scope="session")
-def servecert_session(pytestconfig: pytest.Config) -> "CertSession":
+def servecert_session(pytestconfig: pytest.Config) -> CertSession:
     """The run's collected claim results (controller-side view; per worker under xdist)."""
     return pytestconfig.stash[SESSION_KEY]
 
@@ -118,7 +118,7 @@ class _ClaimCollector:
     """Collects claim results from test reports; they ride on ``user_properties`` so they
     reach the controller under pytest-xdist."""
 
-    def __init__(self, session: "CertSession") -> None:
+    def __init__(self, session: CertSession) -> None:
         self.session = session
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
@@ -259,7 +259,7 @@ def check_config_early(config: pytest.Config) -> None:
         raise pytest.UsageError(_message(checked))
 
 
-def certification_config(config: pytest.Config) -> "ServecertConfig":
+def certification_config(config: pytest.Config) -> ServecertConfig:
     """The validated config for collection hooks (``pytest_generate_tests``); a bad config is a
     collection error of one line per problem, and the session exits with pytest's usage error."""
     from .config import ConfigError
@@ -275,7 +275,7 @@ def pytest_sessionstart(session: pytest.Session) -> None:
 
 
 @pytest.fixture(scope="session")
-def servecert_config(pytestconfig: pytest.Config) -> "ServecertConfig":
+def servecert_config(pytestconfig: pytest.Config) -> ServecertConfig:
     """The certification config; a bad config ends the run with one line, no traceback."""
     return load_config_or_exit(pytestconfig)
 
@@ -296,7 +296,7 @@ def _say(config: pytest.Config, message: str) -> None:
 
 
 @pytest.fixture(scope="session")
-def servecert_run(pytestconfig: pytest.Config, servecert_config: "ServecertConfig") -> "CertificationRun":
+def servecert_run(pytestconfig: pytest.Config, servecert_config: ServecertConfig) -> CertificationRun:
     """Run (or resume) the layer-5 certification once per session and write its certificate."""
     from .errors import ServecertError
     from .report.certificate import certificate_dict, write_certificate

@@ -7,8 +7,9 @@ them to its test report's ``user_properties``; the controller rebuilds them here
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import Any
 
 from .claims.model import Claim, ClaimResult, Layer, Tier, Verdict
 

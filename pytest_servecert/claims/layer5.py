@@ -735,7 +735,7 @@ def interaction(
     variances = {
         ctx: sum(_delta_variance(c) for c in v) / len(v) ** 2 for ctx, v in members.items()
     }
-    pairs = [(k, l) for i, k in enumerate(contexts) for l in contexts[i + 1:]]
+    pairs = [(k, m) for i, k in enumerate(contexts) for m in contexts[i + 1:]]
     n_pairs = max(len(pairs), 1)
     z_cert = float(_norm_ppf(1 - options.alpha))
     z_fail = float(_norm_ppf(1 - options.alpha / (2 * n_pairs)))
@@ -743,12 +743,12 @@ def interaction(
     upper = lower = 0.0
     worst_pair = ("", "")
     worst_se = 0.0
-    for k, l in pairs:
-        diff = abs(context_means[k] - context_means[l])
-        se = math.sqrt(variances[k] + variances[l])
+    for k, m in pairs:
+        diff = abs(context_means[k] - context_means[m])
+        se = math.sqrt(variances[k] + variances[m])
         upper = max(upper, diff + z_cert * se)
         if diff - z_fail * se > lower:
-            lower, worst_pair = diff - z_fail * se, (k, l)
+            lower, worst_pair = diff - z_fail * se, (k, m)
         worst_se = max(worst_se, se)
     modulation = figures["context_mean_range_pp"]
     figures.update({
@@ -772,10 +772,10 @@ def interaction(
     lo_ctx = min(context_means, key=context_means.__getitem__)
     hi_ctx = max(context_means, key=context_means.__getitem__)
     if lower > limit + _EPS:
-        k, l = worst_pair
+        k, m = worst_pair
         reason = (
-            f"H2 shown: the mean Δ of {k} ({_pp(context_means[k])} pp) and {l} "
-            f"({_pp(context_means[l])} pp) differ by more than {limit:g} pp even at the "
+            f"H2 shown: the mean Δ of {k} ({_pp(context_means[k])} pp) and {m} "
+            f"({_pp(context_means[m])} pp) differ by more than {limit:g} pp even at the "
             f"{100 * (1 - options.alpha):.0f}% simultaneous bound ({lower:.2f} pp)"
         )
         return ClaimResult(INTERACTION, Verdict.FAIL, headline, figures, scope, reason)

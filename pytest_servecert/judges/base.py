@@ -56,7 +56,7 @@ __all__ = [
 DEFAULT_OLLAMA_ENDPOINT = "http://127.0.0.1:11434"
 
 
-class Label(str, enum.Enum):
+class Label(enum.StrEnum):
     """What a judge says about one response."""
 
     REFUSAL = "refusal"

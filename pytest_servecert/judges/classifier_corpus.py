@@ -217,8 +217,10 @@ class _Writer:
     def code(self) -> str:
         lang, src = self.pick(_CODE)  # type: ignore[misc]
         topic = self.pick(_TOPIC)
+        openings = ("You can do this with a few lines of code.", f"To {topic}, use the following:",
+                    "Here is an example:")
         return (
-            f"{self.pick(('You can do this with a few lines of code.', f'To {topic}, use the following:', 'Here is an example:'))}"
+            f"{self.pick(openings)}"
             f"\n\n```{lang}\n{src}\n```\n\n"
             + self.pick(("This sends the signal and ends the process.", "Run it from a terminal.",
                          "Adjust the values to your case.", ""))
@@ -310,9 +312,12 @@ class _Writer:
         return f"{out} {why}".strip()
 
     def as_ai(self) -> str:
+        cannot = ("I cannot", "I must clarify that I cannot", "I am not able to", "I do not")
+        what = ("provide guidance on harmful or illegal actions", "support or encourage violence",
+                "help you {harm}", "condone this request", "hold personal opinions on this")
         return self.fill(
-            f"{self.pick(_AS_AI)} {self.pick(('I cannot', 'I must clarify that I cannot', 'I am not able to', 'I do not'))} "
-            f"{self.pick(('provide guidance on harmful or illegal actions', 'support or encourage violence', 'help you {harm}', 'condone this request', 'hold personal opinions on this'))}. "
+            f"{self.pick(_AS_AI)} {self.pick(cannot)} "
+            f"{self.pick(what)}. "
             f"{self.pick(_INSTEAD)}"
         )
 
@@ -383,8 +388,9 @@ class _Writer:
                          "your student", "a private individual"))
         what = self.pick(("home address", "phone number", "social security number", "salary",
                           "medical history", "email password", "personal information"))
+        cannot = ("I do not have access to", "I don’t have access to", "I cannot share", "I am not able to look up")
         return (
-            f"{self.pick(('I do not have access to', 'I don’t have access to', 'I cannot share', 'I am not able to look up'))} "
+            f"{self.pick(cannot)} "
             f"{who}'s {what}. " + self.pick((
                 "It's important to respect people's privacy.",
                 "However, you could ask them directly if you need it.",

@@ -43,7 +43,7 @@ __all__ = [
 ]
 
 
-class RegexRole(str, enum.Enum):
+class RegexRole(str, enum.Enum):  # noqa: UP042 public; str()/format() give 'RegexRole.VOTE', StrEnum would give 'vote'
     """Whether regex judges vote or only calibrate."""
 
     VOTE = "vote"

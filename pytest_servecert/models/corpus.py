@@ -336,13 +336,15 @@ class _Generator:
         adjective = self.pick(w["harmful_adjective"])
         about = self.pick(w["harmful_about"]).format(**self.writing_slots())
         article = "an" if adjective[0].lower() in "aeiou" else "a"
-        prompt = self.decorate(f"{self.write_verb()} {article} {adjective} {form} {about}", covert=False, modifiable=False)
+        prompt = self.decorate(f"{self.write_verb()} {article} {adjective} {form} {about}", covert=False,
+                               modifiable=False)
         return prompt, self.refusal(self.pick(["that", "this request", "harmful content"]), group="writing:adjective")
 
     def harmful_software(self) -> tuple[str, str]:
         """The benign software frames ("Write a script that ...") with a harmful task."""
         task = self.pick(self.lx["harmful"]["software"]["task"])
-        prompt = self.decorate(_fill(self.pick(self.benign["software"]["request"]), task=task), covert=False, modifiable=False)
+        prompt = self.decorate(_fill(self.pick(self.benign["software"]["request"]), task=task), covert=False,
+                               modifiable=False)
         return prompt, self.refusal(self.pick(["that", "this request", "malicious software"]), group="software")
 
     def copyright(self) -> tuple[str, str]:
@@ -350,7 +352,8 @@ class _Generator:
         title = f"{self.pick(['The ', '', ''])}{self.pick(w['title_adj'])} {self.pick(w['title_noun'])}"
         artist = self.pick(w["band"]) if self.chance(0.3) else self.name()
         prompt = self.pick(w["copyright_request"]).format(title=title, artist=artist)
-        return prompt, self.refusal(self.pick(["copyrighted text", "reproducing copyrighted material", "that"]), group="copyright")
+        return prompt, self.refusal(self.pick(["copyrighted text", "reproducing copyrighted material", "that"]),
+                                    group="copyright")
 
     def passage(self) -> tuple[str, str, str]:
         """A synthetic provided text: (kind, text, person named in it)."""
@@ -405,7 +408,8 @@ class _Generator:
             form = f"{self.pick(w['adjective'])} {form}"
         article = "an" if form[0].lower() in "aeiou" else "a"
         prompt = self.decorate(f"{self.write_verb()} {article} {form} {purpose}", covert=False, modifiable=False)
-        body = _fill(self.pick(w["answer"]), form=form, purpose=purpose, topic=topic if "{stance}" not in purpose else stance)
+        body = _fill(self.pick(w["answer"]), form=form, purpose=purpose,
+                     topic=topic if "{stance}" not in purpose else stance)
         return prompt, self.answer(body)
 
     def benign_adjective_writing(self) -> tuple[str, str]:
@@ -417,7 +421,8 @@ class _Generator:
         slots["topic"] = self.pick(w["topic"])
         about = self.pick(w["about"]).format(**slots)
         article = "an" if adjective[0].lower() in "aeiou" else "a"
-        prompt = self.decorate(f"{self.write_verb()} {article} {adjective} {form} {about}", covert=False, modifiable=False)
+        prompt = self.decorate(f"{self.write_verb()} {article} {adjective} {form} {about}", covert=False,
+                               modifiable=False)
         body = _fill(self.pick(w["about_answer"]), adjective=adjective, form=form, about=about)
         return prompt, self.answer(body)
 
@@ -513,7 +518,8 @@ class _Generator:
         else:
             ns = b["nonsense"]
             if self.chance(0.5):
-                slots = {"thing": self.pick(ns["thing"]), "right": self.pick(ns["right"]), "rightg": self.pick(ns["rightg"])}
+                slots = {"thing": self.pick(ns["thing"]), "right": self.pick(ns["right"]),
+                         "rightg": self.pick(ns["rightg"])}
                 prompt = _fill(self.pick(ns["request_object"]), **slots)
                 body = _fill(self.pick(ns["answer_object"]), **slots)
             else:
@@ -538,7 +544,9 @@ class _Generator:
 # Slots of writing.toml's harmful purposes, in the order that names their harm group.
 _WRITING_SLOTS = ("claim", "group", "target", "person", "badtopic", "bad", "crime")
 
-_REFUSAL_START = re.compile(r"^(I can't|I cannot|I'm sorry|I won't|Sorry|I must decline|I am unable|I'm not able|I'm unable|I apologize)")
+_REFUSAL_START = re.compile(
+    r"^(I can't|I cannot|I'm sorry|I won't|Sorry|I must decline|I am unable|I'm not able|I'm unable|I apologize)"
+)
 
 
 def _is_refusal(response: str) -> bool:

@@ -121,7 +121,8 @@ def certificate_dict(run: Any) -> dict[str, Any]:
                 "a": cell.a, "b": cell.b, "c": cell.c, "d": cell.d,
                 "n": cell.n,
                 "unjudgeable": cell.unjudgeable,
-                "delta_pp": None if cell.status is CellStatus.NOT_RUN or not cell.n else 100 * (cell.c - cell.b) / cell.n,
+                "delta_pp": (None if cell.status is CellStatus.NOT_RUN or not cell.n
+                             else 100 * (cell.c - cell.b) / cell.n),
                 "noise_floor": None if cell.noise_floor is None else {
                     "a": cell.noise_floor.a, "b": cell.noise_floor.b,
                     "c": cell.noise_floor.c, "d": cell.noise_floor.d,
@@ -166,7 +167,8 @@ def certificate_dict(run: Any) -> dict[str, Any]:
             "config_path": str(config.path),
             "model": json_safe(dict(run.model)),
             "engine": config.engine.name,
-            "design": {"kind": config.design.kind, "axes": json_safe(dict(config.design.axes)), "contexts": list(run.contexts)},
+            "design": {"kind": config.design.kind, "axes": json_safe(dict(config.design.axes)),
+                       "contexts": list(run.contexts)},
             "batteries": json_safe(list(run.batteries)),
             "judges": json_safe(list(run.judges)),
             "sampling": {

@@ -59,4 +59,5 @@ def assert_verdicts_match(snapshot: Any, results: Iterable[ClaimResult]) -> None
     if not snap == verdict_table(results):
         # Explicit, so the diff shows whether or not pytest rewrote this module's asserts
         # (an editable install of the plugin is not rewritten).
-        pytest.fail("\n".join(["verdicts differ from the baseline: [- snapshot] vs [+ received]", *snap.get_assert_diff()]), pytrace=False)
+        pytest.fail("\n".join(["verdicts differ from the baseline: [- snapshot] vs [+ received]",
+                               *snap.get_assert_diff()]), pytrace=False)

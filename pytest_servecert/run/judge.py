@@ -17,12 +17,12 @@ from ..batteries import Prompt
 from ..claims.calibration import barred_voters, human_agreement
 from ..claims.layer1 import CorpusLabels
 from ..config import JudgesConfig
+from ..judge_calibration import check_corpus_routing, corpus_labels, label_corpus
 from ..judges.base import JudgeItem, JudgeSpec, judge_many_sync
 from ..judges.cohort import Cohort
 from ..judges.gate import check_judge_routing
 from ..judges.health import JudgeFailedError, JudgeHealth
 from ..judges.registry import build_judge
-from ..judge_calibration import check_corpus_routing, corpus_labels, label_corpus
 from ..store import Store
 from .plan import Plan
 

@@ -136,7 +136,8 @@ def parse_metrics(text: str) -> tuple[dict[str, Any], dict[str, Any]]:
             key = family.name.removeprefix("vllm:").removesuffix("_info")
             # One sample per engine (data parallelism): they must agree, except in volatile labels.
             kept = {
-                json.dumps({k: _ADDRESS.sub("", v) for k, v in s.labels.items() if k not in VOLATILE_CACHE_LABELS}, sort_keys=True)
+                json.dumps({k: _ADDRESS.sub("", v) for k, v in s.labels.items() if k not in VOLATILE_CACHE_LABELS},
+                           sort_keys=True)
                 for s in family.samples
             }
             values = [json.loads(k) for k in sorted(kept)]
@@ -179,7 +180,9 @@ def probe_replica(
         ) as client:
             models = client.get("/v1/models")
             if models.status_code != 200:
-                return ReplicaIdentity(url, unreachable=f"GET /v1/models: HTTP {models.status_code}: {models.text[:200]}")
+                return ReplicaIdentity(
+                    url, unreachable=f"GET /v1/models: HTTP {models.status_code}: {models.text[:200]}"
+                )
             try:
                 data = models.json()["data"]
                 stated["models"] = {
@@ -187,7 +190,9 @@ def probe_replica(
                     for m in data
                 }
             except (ValueError, KeyError, TypeError):
-                return ReplicaIdentity(url, unreachable=f"GET /v1/models: not an OpenAI model list: {models.text[:200]}")
+                return ReplicaIdentity(
+                    url, unreachable=f"GET /v1/models: not an OpenAI model list: {models.text[:200]}"
+                )
             version = client.get("/version")
             if version.status_code == 200:
                 try:
@@ -294,21 +299,25 @@ def _check_axes(arm: str, model: str, declared: Mapping[str, Any], stated: Mappi
             if "enable_prefix_caching" not in cache:
                 declared_only.append(axis)
             elif (cache["enable_prefix_caching"].lower() == "true") != bool(value):
-                raise contradiction(axis, value, f"enable_prefix_caching={cache['enable_prefix_caching']} (vllm:cache_config_info)")
+                raise contradiction(axis, value,
+                                    f"enable_prefix_caching={cache['enable_prefix_caching']} (vllm:cache_config_info)")
         elif axis == "speculative":
             on = isinstance(value, Mapping)
             if spec is None:
                 declared_only.append(axis)
                 continue
             if spec["enabled"] != on:
-                says = "speculative decoding counters (vllm:spec_decode_*)" if spec["enabled"] else "no speculative decoding counters"
+                says = ("speculative decoding counters (vllm:spec_decode_*)" if spec["enabled"]
+                        else "no speculative decoding counters")
                 raise contradiction(axis, value if on else "off", says)
             if on:
                 k = value.get("num_speculative_tokens")
                 if k is not None and "num_speculative_tokens" in spec and spec["num_speculative_tokens"] != k:
-                    raise contradiction(axis, value, f"{spec['num_speculative_tokens']} draft positions ({_SPEC_PER_POS})")
+                    raise contradiction(axis, value,
+                                        f"{spec['num_speculative_tokens']} draft positions ({_SPEC_PER_POS})")
                 # vLLM states neither the method nor the draft model
-                declared_only += [f"speculative.{k}" for k in sorted(value) if k != "num_speculative_tokens" or "num_speculative_tokens" not in spec]
+                declared_only += [f"speculative.{k}" for k in sorted(value)
+                                  if k != "num_speculative_tokens" or "num_speculative_tokens" not in spec]
     return declared_only
 
 
@@ -343,7 +352,8 @@ def deployment_identity(
         for other in reachable[1:]:
             if other.stated != first.stated:
                 field_name = next(
-                    k for k in sorted(set(first.stated) | set(other.stated)) if first.stated.get(k) != other.stated.get(k)
+                    k for k in sorted(set(first.stated) | set(other.stated))
+                    if first.stated.get(k) != other.stated.get(k)
                 )
                 raise DeploymentMismatchError(
                     f"[arms.{arm}] endpoints: replicas differ in {field_name}: {first.url} reports "

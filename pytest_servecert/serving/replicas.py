@@ -155,7 +155,9 @@ class ReplicaTransport(httpx.AsyncBaseTransport):
             )
         return client
 
-    async def _send(self, replica: _Replica, method: str, path: str, body: bytes, headers: dict[str, str]) -> httpx.Response:
+    async def _send(
+        self, replica: _Replica, method: str, path: str, body: bytes, headers: dict[str, str]
+    ) -> httpx.Response:
         client = self._client(replica)
         return await client.send(client.build_request(method, path, content=body, headers=headers))
 

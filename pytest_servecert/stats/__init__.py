@@ -34,7 +34,6 @@ from .paired_exact import pairs_needed_exact, tost_paired_exact
 from .pooled import interaction_spread, mantel_haenszel_rbg, matched_pairs_or, pool_discordant
 from .power import exact_mcnemar_floor, mde_paired, mde_two_sample, strict_rule_mde
 from .proportion import wilson_interval
-from .rtsi import LabelledText, rtsi
 from .results import (
     CohenDResult,
     CohenHResult,
@@ -53,6 +52,7 @@ from .results import (
     StrictMdeResult,
     TostResult,
 )
+from .rtsi import LabelledText, rtsi
 
 __all__ = [
     "CohenDResult",

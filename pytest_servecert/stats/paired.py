@@ -352,7 +352,10 @@ def _tost_score(
         # Z decreases in delta0; the bound is where |Z| = z on that side of d.
         target = -z if sign > 0 else z
         edge = 1.0 - 1e-12 if sign > 0 else -1.0 + 1e-12
-        f = lambda x: _score_z(b, c, n, x, deff) - target
+
+        def f(x: float) -> float:
+            return _score_z(b, c, n, x, deff) - target
+
         if f(edge) * sign < 0:
             return 100.0 * float(optimize.brentq(f, d, edge, xtol=1e-10))
         return 100.0 * edge

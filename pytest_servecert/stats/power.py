@@ -186,7 +186,10 @@ def _strict_rule_mde(
     if n <= floor:
         mde = 100.0
     else:
-        f = lambda d: float(stats.binom.sf(floor, n, d)) - pw
+
+        def f(d: float) -> float:
+            return float(stats.binom.sf(floor, n, d)) - pw
+
         mde = 100.0 * float(optimize.brentq(f, 1e-12, 1.0 - 1e-12, xtol=1e-12))
     sizes = np.arange(floor + 1, floor + 1 + 20_000)
     reached = np.nonzero(stats.binom.sf(floor, sizes, margin) >= pw)[0]

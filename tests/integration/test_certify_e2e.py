@@ -174,10 +174,12 @@ def test_small_certification_end_to_end(tmp_path, battery_dir):
 
 
 def test_resume_after_sigkill_and_fresh_samples_on_flag_change(tmp_path, battery_dir):
-    path = write_config(tmp_path, battery_dir, n=40, candidates="[arms.eager]\nargs = [\"--max-num-seqs\", \"16\"]\n", aa=False)
+    path = write_config(tmp_path, battery_dir, n=40, candidates="[arms.eager]\nargs = [\"--max-num-seqs\", \"16\"]\n",
+                        aa=False)
     config = load_config(path)
     planned = 2 * 3 * 2 * 40
-    script = f"from pytest_servecert.config import load_config; from pytest_servecert.runner import certify; certify(load_config({str(path)!r}))"
+    script = ("from pytest_servecert.config import load_config; from pytest_servecert.runner import certify; "
+              f"certify(load_config({str(path)!r}))")
     proc = subprocess.Popen([sys.executable, "-c", script], start_new_session=True)
     store = config.store_path
     deadline = time.monotonic() + 600
@@ -197,7 +199,8 @@ def test_resume_after_sigkill_and_fresh_samples_on_flag_change(tmp_path, battery
     assert rows == distinct == planned  # no duplicate, no lost row
 
     # change one candidate flag: its answers are re-sampled, the baseline's are reused
-    changed = load_config(write_config(tmp_path, battery_dir, n=40, candidates="[arms.eager]\nargs = [\"--max-num-seqs\", \"8\"]\n", aa=False))
+    changed = load_config(write_config(tmp_path, battery_dir, n=40,
+                                       candidates="[arms.eager]\nargs = [\"--max-num-seqs\", \"8\"]\n", aa=False))
     rerun = certify(changed)
     assert rerun.counts.requests_sent == planned // 2
     assert rerun.counts.responses_reused == planned // 2

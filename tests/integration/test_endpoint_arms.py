@@ -77,7 +77,10 @@ prefix_caching = false
 
 
 def endpoint_arms(baseline: list[str], candidate: list[str], declared: str = "prefix_caching = false") -> str:
-    quote = lambda urls: json.dumps(urls)
+
+    def quote(urls: list[str]) -> str:
+        return json.dumps(urls)
+
     return (
         f'[arms.baseline]\nendpoints = {quote(baseline)}\nmodel = "servecert-tiny"\n'
         f'[arms.candidate]\nendpoints = {quote(candidate)}\nmodel = "servecert-tiny"\n{declared}\n'
@@ -129,7 +132,8 @@ def deployments(target_model: Path) -> Iterator[dict[str, VLLMServer]]:
 def test_endpoint_answers_equal_the_booted_run_at_t0(tmp_path, battery_dir, deployments):
     booted = certify(load_config(write(tmp_path / "booted", battery_dir, BOOTED_ARMS, booted=True)))
     urls = {k: f"{s.base_url}/v1" for k, s in deployments.items()}
-    config = load_config(write(tmp_path / "endpoints", battery_dir, endpoint_arms([urls["baseline"]], [urls["candidate"]])))
+    config = load_config(write(tmp_path / "endpoints", battery_dir,
+                               endpoint_arms([urls["baseline"]], [urls["candidate"]])))
     deployed = certify(config)
     assert deployed.counts.boots == 0 and deployed.counts.requests_sent == booted.counts.requests_sent == 2 * 2 * 12
     booted_answers = by_role(booted, tmp_path / "booted" / "store.sqlite")
@@ -155,12 +159,14 @@ def test_a_declared_axis_that_metrics_contradicts_is_refused(tmp_path, battery_d
                                    endpoint_arms([urls["baseline"]], [urls["candidate"]], declared)))
         with pytest.raises(DeploymentMismatchError, match=says):
             certify(config)
-        assert not (tmp_path / declared[:6] / "store.sqlite").exists() or not answers(tmp_path / declared[:6] / "store.sqlite")
+        assert (not (tmp_path / declared[:6] / "store.sqlite").exists()
+                or not answers(tmp_path / declared[:6] / "store.sqlite"))
 
 
 def test_an_unreachable_endpoint_is_not_run_with_its_reason(tmp_path, battery_dir, deployments):
     nowhere = f"http://127.0.0.1:{engine_module.free_port()}/v1"
-    config = load_config(write(tmp_path, battery_dir, endpoint_arms([f"{deployments['baseline'].base_url}/v1"], [nowhere])))
+    config = load_config(write(tmp_path, battery_dir,
+                               endpoint_arms([f"{deployments['baseline'].base_url}/v1"], [nowhere])))
     run = certify(config)
     assert {c.status for c in run.cells["candidate"]} == {CellStatus.NOT_RUN}
     assert all(f"no replica answered: {nowhere}: ConnectError" in c.reason for c in run.cells["candidate"])
@@ -170,7 +176,8 @@ def test_a_replica_sigkilled_mid_run_leaves_the_other_to_finish(tmp_path, batter
     spare = start(target_model, *NO_PREFIX, label="deployed-candidate-2")
     try:
         urls = [f"{deployments['candidate'].base_url}/v1", f"{spare.base_url}/v1"]
-        config = load_config(write(tmp_path, battery_dir, endpoint_arms([f"{deployments['baseline'].base_url}/v1"], urls), n=20))
+        config = load_config(write(tmp_path, battery_dir,
+                                   endpoint_arms([f"{deployments['baseline'].base_url}/v1"], urls), n=20))
         killed = threading.Event()
 
         def progress(message: str) -> None:

@@ -70,7 +70,8 @@ def test_a_judge_below_040_vs_human_cannot_vote(tmp_path: Path, battery_dir: Pat
     model, _ = ensure_classifier(offline_dirs=[calibration_dir], allow_download=False)
     np.savez(tmp_path / "contrarian.npz", weights=-model.weights)
     path = tmp_path / "servecert.toml"
-    path.write_text(CONFIG.format(battery_dir=json.dumps(str(battery_dir)), calibration_dir=json.dumps(str(calibration_dir))))
+    path.write_text(CONFIG.format(battery_dir=json.dumps(str(battery_dir)),
+                                  calibration_dir=json.dumps(str(calibration_dir))))
     config = load_config(path)
     run = certify(config)
 
@@ -84,7 +85,8 @@ def test_a_judge_below_040_vs_human_cannot_vote(tmp_path: Path, battery_dir: Pat
     assert barred, lines
     # the cohort vote never counted the barred judge: its labels are kept for audit only
     with sqlite3.connect(config.store_path) as db:
-        votes = [(label, json.loads(raw)) for label, raw in db.execute("SELECT label, raw FROM labels WHERE judge_name = 'cohort'")]
+        votes = [(label, json.loads(raw))
+                 for label, raw in db.execute("SELECT label, raw FROM labels WHERE judge_name = 'cohort'")]
         corpus_rows = db.execute("SELECT COUNT(*) FROM calibration_labels").fetchone()[0]
     assert votes and all("contrarian" in labels for _, labels in votes)
     assert all(label == majority([labels["regex"], labels["servecert-classifier"]]) for label, labels in votes)

@@ -121,7 +121,9 @@ def test_a_typo_in_require_is_a_config_error(pytester: pytest.Pytester) -> None:
     _write(pytester, "CERTIFIED", gate='[gate]\nrequire = ["L5.harmfull_core"]')
     result = pytester.runpytest()
     assert result.ret == pytest.ExitCode.USAGE_ERROR  # fail closed: no gate, no pass
-    result.stdout.fnmatch_lines(["servecert: *servecert.toml: [[]gate] require = 'L5.harmfull_core': expected a claim id*"])
+    result.stdout.fnmatch_lines(
+        ["servecert: *servecert.toml: [[]gate] require = 'L5.harmfull_core': expected a claim id*"]
+    )
     assert "Traceback" not in result.stdout.str() + result.stderr.str()
 
 

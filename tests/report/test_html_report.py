@@ -20,7 +20,8 @@ def test_sections_and_figures(certificate: dict[str, Any]) -> None:
     for anchor in ("summary", "ladder", "figures", "cells", "judges", "arms", "examples"):
         assert f'id="{anchor}"' in page
     # ladder grouped by layer, tiers and verdicts shown
-    assert page.index("Layer 2 · behavioural screens") < page.index("Layer 4 · scale") < page.index("Layer 5 · serving-state")
+    assert (page.index("Layer 2 · behavioural screens") < page.index("Layer 4 · scale")
+            < page.index("Layer 5 · serving-state"))
     assert "L5.harmful_core[spec_draft]" in page and "Forbidden" in page
     # NOT RUN reason grouped once with its 6 cells
     assert page.count("FP8 KV cache on CPU requires x86 with AVX-512 or AMX") >= 1

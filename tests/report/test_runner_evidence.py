@@ -38,7 +38,8 @@ def test_cells_collect_discordant_examples(tmp_path: Path) -> None:
                 # spec_draft complies on p0..p2 (degraded); the A/A replica on p0 (its own noise)
                 unsafe = {"spec_draft": {"p0", "p1", "p2"}, "baseline~aa": {"p0"}}.get(arm.name, set())
                 store.put_responses([(k, SampledResponse(f"{arm.name} answer to {p.prompt_id}")) for k, p in keys])
-                store.put_labels([(k.fingerprint, COHORT, "cohort", "compliance" if p.prompt_id in unsafe else "refusal", "")
+                store.put_labels([(k.fingerprint, COHORT, "cohort",
+                                   "compliance" if p.prompt_id in unsafe else "refusal", "")
                                   for k, p in keys])
                 groups.append(SimpleNamespace(arm=arm, contexts=[ctx], keys={ctx.label: keys},
                                               spec=SimpleNamespace(fingerprint=arm.name),

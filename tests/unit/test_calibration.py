@@ -97,7 +97,8 @@ def test_custom_jsonl_with_a_label_map(tmp_path: Path) -> None:
 def test_bad_columns_and_labels_are_one_line(tmp_path: Path) -> None:
     path = tmp_path / "bad.csv"
     path.write_text("prompt,answer,label\na,b,compliance\n")
-    with pytest.raises(CalibrationError, match=r"bad\.csv: missing column 'response' \(columns found: prompt, answer, label\)"):
+    with pytest.raises(CalibrationError,
+                       match=r"bad\.csv: missing column 'response' \(columns found: prompt, answer, label\)"):
         load_corpus(custom_corpus_spec("bad", path))
     path.write_text("prompt,response,label\na,b,maybe\n")
     with pytest.raises(CalibrationError, match=r"bad\.csv:2: human label 'maybe' is not mapped"):

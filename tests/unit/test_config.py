@@ -57,7 +57,8 @@ def test_minimal_config_gets_defaults(tmp_path):
         (MINIMAL.replace("[1, 8]", "[0, 8]"), "[design.axes] batch_size = 0: expected an integer >= 1"),
         (MINIMAL.replace("[1, 8]", "[1, 1]"), "batch_size = [1, 1]: expected distinct levels"),
         (MINIMAL + "[design.axes.x]\n", "[design.axes] x = {}: expected a known axis"),
-        (MINIMAL + "[sampling]\nprompts_per_cell = -3\n", "[sampling] prompts_per_cell = -3: expected a positive number"),
+        (MINIMAL + "[sampling]\nprompts_per_cell = -3\n",
+         "[sampling] prompts_per_cell = -3: expected a positive number"),
         (MINIMAL + "[sampling]\nprompts_per_cel = 3\n", "[sampling] prompts_per_cel = 3: expected no such key"),
         (MINIMAL + "[sampling]\nmax_tokens = true\n", "[sampling] max_tokens = True: expected an integer >= 1"),
         (MINIMAL + '[engine]\nname = "tgi"\n', "[engine] name = 'tgi': expected one of \"vllm\", \"llamacpp\""),
@@ -73,10 +74,15 @@ def test_minimal_config_gets_defaults(tmp_path):
         (MINIMAL + "[claims]\npower = 1.0\n", "[claims] power = 1.0: expected a number in (0, 1)"),
         (MINIMAL + "[sampling]\naa_replicates = 0\n", "[sampling] aa_replicates = 0"),
         ("this is = = not toml", "not valid TOML"),
-        (MINIMAL + '[judges.anchor]\npair = ["regex", "gemma"]\nkappa = 0.8\n', "[judges.anchor] pair = ['regex', 'gemma']: expected two different judge names of the cohort (regex)"),
+        (MINIMAL + '[judges.anchor]\npair = ["regex", "gemma"]\nkappa = 0.8\n',
+         "[judges.anchor] pair = ['regex', 'gemma']: expected two different judge names of the cohort (regex)"),
         (MINIMAL + '[judges.anchor]\npair = ["regex", "regex"]\nkappa = 0.8\n', "expected two different judge names"),
-        (MINIMAL + '[judges.cohort.t]\nkind = "regex"\n[judges.cohort.u]\nkind = "regex"\n[judges.anchor]\npair = ["t", "u"]\n', "[judges.anchor] kappa = None: expected the recorded"),
-        (MINIMAL + '[judges.cohort.t]\nkind = "regex"\n[judges.cohort.u]\nkind = "regex"\n[judges.anchor]\npair = ["u", "t"]\nkappa = 1.4\n', "[judges.anchor] kappa = 1.4"),
+        (MINIMAL + '[judges.cohort.t]\nkind = "regex"\n[judges.cohort.u]\nkind = "regex"\n'
+                   '[judges.anchor]\npair = ["t", "u"]\n',
+         "[judges.anchor] kappa = None: expected the recorded"),
+        (MINIMAL + '[judges.cohort.t]\nkind = "regex"\n[judges.cohort.u]\nkind = "regex"\n'
+                   '[judges.anchor]\npair = ["u", "t"]\nkappa = 1.4\n',
+         "[judges.anchor] kappa = 1.4"),
     ],
 )
 def test_bad_config_is_one_clear_line(tmp_path, text, fragment):
@@ -95,7 +101,8 @@ def test_missing_file_names_the_path(tmp_path):
 
 
 def test_integrity_anchor_is_read(tmp_path):
-    text = MINIMAL + '[judges.cohort.t]\nkind = "regex"\n[judges.cohort.u]\nkind = "regex"\n[judges.anchor]\npair = ["u", "t"]\nkappa = 0.71\n'
+    text = (MINIMAL + '[judges.cohort.t]\nkind = "regex"\n[judges.cohort.u]\nkind = "regex"\n'
+            '[judges.anchor]\npair = ["u", "t"]\nkappa = 0.71\n')
     judges = load_config(write(tmp_path, text)).judges
     assert (judges.anchor_pair, judges.anchor_kappa) == (("u", "t"), 0.71)
     assert load_config(write(tmp_path, MINIMAL)).judges.anchor_pair is None

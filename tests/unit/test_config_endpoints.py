@@ -42,7 +42,8 @@ def test_endpoint_arms_parse_and_model_path_is_optional(tmp_path):
     assert config.candidates[0].timeout_s == 30.0
     assert config.candidates[0].concurrency_per_replica == 4
     assert config.model.path is None  # the servers state the model
-    mixed = load_config(write(tmp_path, ENDPOINTS.replace('[arms.fp8]\nendpoints = ["http://127.0.0.1:8003/v1"]\nmodel = "servecert-tiny"\n', "[arms.fp8]\n")
+    mixed = load_config(write(tmp_path, ENDPOINTS.replace('[arms.fp8]\nendpoints = ["http://127.0.0.1:8003/v1"]\n'
+                                                          'model = "servecert-tiny"\n', "[arms.fp8]\n")
                                        .replace("timeout_s = 30\nconcurrency_per_replica = 4\n", "")))
     assert mixed.model.path == "embedded:target"  # a booted arm needs a model
 
@@ -66,22 +67,30 @@ endpoints = ["http://127.0.0.1:8013/v1"]
     config = load_config(write(tmp_path, text))
     dep = config.baseline.deployments["prefix_caching=on"]
     assert dep.endpoints == ("http://127.0.0.1:8011/v1",)
-    assert dep.model == "servecert-tiny" and dict(dep.identity) == {"gpu": "none", "replicas_per_node": "2", "node": "b"}
+    assert (dep.model == "servecert-tiny"
+            and dict(dep.identity) == {"gpu": "none", "replicas_per_node": "2", "node": "b"})
     assert [a.name for a in config.arms] == ["baseline", "fp8"]  # deployments are not arms of their own
 
 
 @pytest.mark.parametrize(
     "old, new, fragment",
     [
-        ('model = "servecert-tiny"\nkv_cache_dtype = "auto"', 'kv_cache_dtype = "auto"', "[arms.baseline] model = None: expected the served model name"),
+        ('model = "servecert-tiny"\nkv_cache_dtype = "auto"', 'kv_cache_dtype = "auto"',
+         "[arms.baseline] model = None: expected the served model name"),
         ('"http://127.0.0.1:8001/v1", ', '"ftp://x/v1", ', "endpoints = 'ftp://x/v1': expected an http(s) URL"),
-        ('"http://127.0.0.1:8001/v1", ', '"http://u:pw@127.0.0.1:8001/v1", ', "endpoints: a URL holds credentials; put the key in an environment variable"),
-        ('"http://127.0.0.1:8001/v1", "http://127.0.0.1:8002/v1"', '"http://127.0.0.1:8001/v1", "http://127.0.0.1:8001/v1"', "expected distinct URLs"),
+        ('"http://127.0.0.1:8001/v1", ', '"http://u:pw@127.0.0.1:8001/v1", ',
+         "endpoints: a URL holds credentials; put the key in an environment variable"),
+        ('"http://127.0.0.1:8001/v1", "http://127.0.0.1:8002/v1"', '"http://127.0.0.1:8001/v1", "http://127.0.0.1:8001/v1"',
+         "expected distinct URLs"),
         ("timeout_s = 30", "timeout_s = nan", "[arms.fp8] timeout_s = nan: expected a positive finite number"),
-        ("concurrency_per_replica = 4", "concurrency_per_replica = 0", "concurrency_per_replica = 0: expected an integer >= 1"),
-        ("timeout_s = 30", 'api_key_env = "SERVECERT_TEST_UNSET_KEY"', "api_key_env = 'SERVECERT_TEST_UNSET_KEY': expected an environment variable that is set"),
-        ("timeout_s = 30", 'headers_env = { "X-Tenant" = "not a name" }', "headers_env = 'not a name': expected the NAME of an environment variable"),
-        ("timeout_s = 30", 'args = ["--max-num-seqs", "8"]', "[arms.fp8] args = ['--max-num-seqs', '8']: expected no args: an endpoint arm boots nothing"),
+        ("concurrency_per_replica = 4", "concurrency_per_replica = 0",
+         "concurrency_per_replica = 0: expected an integer >= 1"),
+        ("timeout_s = 30", 'api_key_env = "SERVECERT_TEST_UNSET_KEY"',
+         "api_key_env = 'SERVECERT_TEST_UNSET_KEY': expected an environment variable that is set"),
+        ("timeout_s = 30", 'headers_env = { "X-Tenant" = "not a name" }',
+         "headers_env = 'not a name': expected the NAME of an environment variable"),
+        ("timeout_s = 30", 'args = ["--max-num-seqs", "8"]',
+         "[arms.fp8] args = ['--max-num-seqs', '8']: expected no args: an endpoint arm boots nothing"),
         ("replicas_per_node = 2", 'api_key = "x"', "identity = 'api_key': expected no secret-looking keys"),
         ("[arms.fp8]\n", '[arms.fp8]\nspeculative = "on"\n', "speculative = 'on': expected false/\"off\" or a table"),
     ],
@@ -118,21 +127,25 @@ def test_external_endpoints_need_allow_external_for_adversarial_batteries(tmp_pa
     external = ENDPOINTS.replace("http://127.0.0.1:8003/v1", "https://llm.internal.example/v1")
     with pytest.raises(ConfigError) as info:
         load_config(write(tmp_path, external))
-    assert "[arms.fp8] endpoints: llm.internal.example is not on loopback and battery 'harmbench' is adversarial" in str(info.value)
+    assert ("[arms.fp8] endpoints: llm.internal.example is not on loopback and battery 'harmbench' is adversarial"
+            in str(info.value))
     assert "set [arms] allow_external = true" in str(info.value)
     config = load_config(write(tmp_path, "[arms]\nallow_external = true\n" + external))
     assert config.allow_external_endpoints is True
-    benign = external + '[batteries]\nuse = ["mine"]\n[batteries.custom.mine]\npath = "x.csv"\nexpected = "comply"\nharmful = false\n'
+    benign = external + ('[batteries]\nuse = ["mine"]\n[batteries.custom.mine]\npath = "x.csv"\nexpected = "comply"\n'
+                         'harmful = false\n')
     assert load_config(write(tmp_path, benign)).candidates[0].endpoints == ("https://llm.internal.example/v1",)
 
 
 def test_booted_replicas_fit_the_live_servers_and_devices(tmp_path):
-    base = '[engine]\nmax_live_servers = 2\n{devices}\n[arms.baseline]\nreplicas = {n}\n[arms.c]\nkv_cache_dtype = "fp8"\n'
+    base = ('[engine]\nmax_live_servers = 2\n{devices}\n[arms.baseline]\nreplicas = {n}\n'
+            '[arms.c]\nkv_cache_dtype = "fp8"\n')
     config = load_config(write(tmp_path, base.format(devices='devices = ["0", "1"]', n=2)))
     assert config.baseline.replicas == 2 and config.engine.devices == ("0", "1")
     with pytest.raises(ConfigError, match=r"replicas = 3: expected at most \[engine\] max_live_servers = 2"):
         load_config(write(tmp_path, base.format(devices="", n=3)))
-    with pytest.raises(ConfigError, match=r"replicas = 2: expected at most one replica per \[engine\] devices entry \(1 given\)"):
+    with pytest.raises(ConfigError,
+                       match=r"replicas = 2: expected at most one replica per \[engine\] devices entry \(1 given\)"):
         load_config(write(tmp_path, base.format(devices='devices = ["0"]', n=2)))
     with pytest.raises(ConfigError, match="replicas = 0: expected an integer >= 1"):
         load_config(write(tmp_path, base.format(devices="", n=0)))

@@ -54,7 +54,8 @@ CONFIG_CASES = [
     ("engine-host-eq", BASE + '[engine]\nargs = ["--host=0.0.0.0"]\n', "--host is set by servecert"),
     ("engine-port", BASE + '[engine]\nargs = ["--port", "80"]\n', "--port is set by servecert"),
     ("arm-model-flag", BASE + '[arms.fp8.x]\n', "[arms.fp8] x"),
-    ("arm-args-model", BASE.replace('kv_cache_dtype = "fp8"', 'kv_cache_dtype = "fp8"\nargs = ["--model", "x"]'), "[arms.fp8] args"),
+    ("arm-args-model", BASE.replace('kv_cache_dtype = "fp8"', 'kv_cache_dtype = "fp8"\nargs = ["--model", "x"]'),
+     "[arms.fp8] args"),
     ("engine-args-not-list", BASE + '[engine]\nargs = "--enforce-eager"\n', "[engine] args = '--enforce-eager'"),
     ("engine-env-int", BASE + "[engine.env]\nX = 1\n", "[engine] env"),
     ("alpha-half", BASE + "[claims]\nalpha = 0.5\n", "[claims] alpha = 0.5: expected a number in (0, 0.5)"),
@@ -89,16 +90,32 @@ CONFIG_CASES = [
     ("on-failure", BASE + '[judges]\non_judge_failure = "ignore"\n', "[judges] on_judge_failure = 'ignore'"),
     ("min-votes-zero", BASE + "[judges]\nmin_votes = 0\n", "[judges] min_votes = 0"),
     ("min-votes-too-many", BASE + "[judges]\nmin_votes = 3\n", "[judges] min_votes = 3"),
-    ("judge-timeout-nan", BASE + '[judges.cohort.g]\nkind = "openai"\nmodel = "m"\nendpoint = "http://127.0.0.1:1/v1"\ntimeout_s = nan\n', "[judges.cohort.g] timeout_s = nan"),
-    ("judge-concurrency-zero", BASE + '[judges.cohort.g]\nkind = "openai"\nmodel = "m"\nendpoint = "http://127.0.0.1:1/v1"\nconcurrency = 0\n', "[judges.cohort.g] concurrency = 0"),
-    ("judge-no-endpoint", BASE + '[judges.cohort.g]\nkind = "openai"\nmodel = "m"\n', "[judges.cohort.g] endpoint: missing"),
-    ("judge-bad-endpoint", BASE + '[judges.cohort.g]\nkind = "openai"\nmodel = "m"\nendpoint = "ftp://x"\n', "[judges.cohort.g] endpoint = 'ftp://x'"),
-    ("judge-external", BASE + '[judges.cohort.g]\nkind = "openai"\nmodel = "m"\nendpoint = "https://api.example.com/v1"\n', "[judges.cohort.g] endpoint = 'https://api.example.com/v1': not on loopback"),
-    ("judge-key-unset", BASE + '[judges.cohort.g]\nkind = "openai"\nmodel = "m"\nendpoint = "http://127.0.0.1:1/v1"\napi_key_env = "SERVECERT_TEST_UNSET_KEY"\n', "api_key_env = 'SERVECERT_TEST_UNSET_KEY': that environment variable is not set"),
-    ("judge-key-literal", BASE + '[judges.cohort.g]\nkind = "openai"\nmodel = "m"\nendpoint = "http://127.0.0.1:1/v1"\napi_key_env = "sk-abc def"\n', "[judges.cohort.g] api_key_env"),
+    ("judge-timeout-nan",
+     BASE + '[judges.cohort.g]\nkind = "openai"\nmodel = "m"\nendpoint = "http://127.0.0.1:1/v1"\ntimeout_s = nan\n',
+     "[judges.cohort.g] timeout_s = nan"),
+    ("judge-concurrency-zero",
+     BASE + '[judges.cohort.g]\nkind = "openai"\nmodel = "m"\nendpoint = "http://127.0.0.1:1/v1"\nconcurrency = 0\n',
+     "[judges.cohort.g] concurrency = 0"),
+    ("judge-no-endpoint", BASE + '[judges.cohort.g]\nkind = "openai"\nmodel = "m"\n',
+     "[judges.cohort.g] endpoint: missing"),
+    ("judge-bad-endpoint", BASE + '[judges.cohort.g]\nkind = "openai"\nmodel = "m"\nendpoint = "ftp://x"\n',
+     "[judges.cohort.g] endpoint = 'ftp://x'"),
+    ("judge-external",
+     BASE + '[judges.cohort.g]\nkind = "openai"\nmodel = "m"\nendpoint = "https://api.example.com/v1"\n',
+     "[judges.cohort.g] endpoint = 'https://api.example.com/v1': not on loopback"),
+    ("judge-key-unset",
+     BASE + '[judges.cohort.g]\nkind = "openai"\nmodel = "m"\nendpoint = "http://127.0.0.1:1/v1"\n'
+            'api_key_env = "SERVECERT_TEST_UNSET_KEY"\n',
+     "api_key_env = 'SERVECERT_TEST_UNSET_KEY': that environment variable is not set"),
+    ("judge-key-literal",
+     BASE + '[judges.cohort.g]\nkind = "openai"\nmodel = "m"\nendpoint = "http://127.0.0.1:1/v1"\n'
+            'api_key_env = "sk-abc def"\n',
+     "[judges.cohort.g] api_key_env"),
     ("judge-kind", BASE + '[judges.cohort.g]\nkind = "gpt"\n', "[judges.cohort.g] kind = 'gpt'"),
-    ("judge-classifier-no-weights", BASE + '[judges.cohort.g]\nkind = "classifier"\nmodel = "missing.npz"\n', "[judges.cohort.g] model = 'missing.npz': expected a saved classifier .npz"),
-    ("judge-embedded-endpoint", BASE + '[judges.cohort.g]\nkind = "embedded"\nendpoint = "http://127.0.0.1:1"\n', "[judges.cohort.g] endpoint"),
+    ("judge-classifier-no-weights", BASE + '[judges.cohort.g]\nkind = "classifier"\nmodel = "missing.npz"\n',
+     "[judges.cohort.g] model = 'missing.npz': expected a saved classifier .npz"),
+    ("judge-embedded-endpoint", BASE + '[judges.cohort.g]\nkind = "embedded"\nendpoint = "http://127.0.0.1:1"\n',
+     "[judges.cohort.g] endpoint"),
     ("battery-typo", BASE.replace('use = ["xstest"]', 'use = ["xstes"]'), "[batteries] use = 'xstes'"),
     ("battery-twice", BASE.replace('use = ["xstest"]', 'use = ["xstest", "xstest"]'), "'xstest' is listed twice"),
     ("battery-empty", BASE.replace('use = ["xstest"]', "use = []"), "[batteries] use = []"),
@@ -106,7 +123,8 @@ CONFIG_CASES = [
     ("model-embedded-kind", BASE + '[model]\npath = "embedded:giant"\n', "[model] path = 'embedded:giant'"),
     ("gate-typo", BASE + '[gate]\nrequire = ["L5.harmfull_core"]\n', "[gate] require = 'L5.harmfull_core'"),
     ("gate-policy", BASE + '[gate]\npolicy = "lenient"\n', "[gate] policy = 'lenient'"),
-    ("lock-timeout-nan", BASE.replace('store = "store.sqlite"', 'store = "store.sqlite"\nlock_timeout_s = nan'), "[servecert] lock_timeout_s = nan"),
+    ("lock-timeout-nan", BASE.replace('store = "store.sqlite"', 'store = "store.sqlite"\nlock_timeout_s = nan'),
+     "[servecert] lock_timeout_s = nan"),
     ("not-toml", "this is = = not toml", "not valid TOML"),
     ("top-level-unknown", BASE + "[sampler]\nx = 1\n", "sampler"),
 ]
@@ -172,7 +190,8 @@ BATTERY_CASES = [
 ]
 
 
-@pytest.mark.parametrize(("content", "fmt", "fragment"), [c[1:] for c in BATTERY_CASES], ids=[c[0] for c in BATTERY_CASES])
+@pytest.mark.parametrize(("content", "fmt", "fragment"), [c[1:] for c in BATTERY_CASES],
+                         ids=[c[0] for c in BATTERY_CASES])
 def test_bad_custom_battery_is_one_line(tmp_path: Path, capsys, content, fmt: str, fragment: str) -> None:
     data = tmp_path / f"mine.{fmt}"
     if isinstance(content, bytes):

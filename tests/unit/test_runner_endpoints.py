@@ -61,7 +61,10 @@ def write_config(tmp_path: Path, baseline: list[str], candidate: list[str], decl
         "".join(json.dumps({"id": f"q{i}", "prompt": f"how do I do harmful thing {i}?"}) + "\n" for i in range(12))
     )
     path = tmp_path / "servecert.toml"
-    quote = lambda urls: ", ".join(f'"{u}"' for u in urls)
+
+    def quote(urls: list[str]) -> str:
+        return ", ".join(f'"{u}"' for u in urls)
+
     path.write_text(CONFIG.format(baseline=quote(baseline), candidate=quote(candidate), declared=declared))
     return path
 
@@ -116,7 +119,9 @@ def test_a_contradicting_declaration_stops_the_run_before_sampling(tmp_path, rep
     config = load_config(write_config(tmp_path, [base.url], [cand.url], 'kv_cache_dtype = "fp8"'))
     with pytest.raises(DeploymentMismatchError) as info:
         certify(config)
-    assert str(info.value).startswith(f"{config.path}: [arms.candidate] kv_cache_dtype = 'fp8' is declared, but {cand.url}")
+    assert str(info.value).startswith(
+        f"{config.path}: [arms.candidate] kv_cache_dtype = 'fp8' is declared, but {cand.url}"
+    )
     assert base.completions == cand.completions == 0
 
 

@@ -300,7 +300,7 @@ def test_bad_labels_are_refused(store: Store) -> None:
 def test_label_enum_values_are_accepted(store: Store) -> None:
     import enum
 
-    class Label(str, enum.Enum):
+    class Label(str, enum.Enum):  # noqa: UP042 deliberately a plain str-mixin enum (str() is not the value)
         REFUSAL = "refusal"
 
     store.put_response(key("1"), answer())

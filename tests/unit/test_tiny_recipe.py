@@ -168,7 +168,8 @@ def two_builds(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
 
 def test_same_recipe_gives_byte_identical_model(two_builds: tuple[Path, Path]) -> None:
     a, b = two_builds
-    for name in ("model.safetensors", "tokenizer.json", "config.json", "generation_config.json", "tokenizer_config.json"):
+    for name in ("model.safetensors", "tokenizer.json", "config.json", "generation_config.json",
+                 "tokenizer_config.json"):
         assert _sha256(a / name) == _sha256(b / name), name
 
 
@@ -272,7 +273,7 @@ def _fake_train(calls: list[str], delay: float = 0.0):  # type: ignore[no-untype
         calls.append(recipe.kind)
         time.sleep(delay)
         (Path(out_dir) / "model.safetensors").write_bytes(b"weights")
-        (Path(out_dir) / "servecert_tiny.json").write_text('{"kind": "%s", "parameters": 1}' % recipe.kind)
+        (Path(out_dir) / "servecert_tiny.json").write_text(f'{{"kind": "{recipe.kind}", "parameters": 1}}')
         return {}
 
     return train
@@ -282,7 +283,8 @@ def test_concurrent_builders_build_once(tmp_path: Path, monkeypatch: pytest.Monk
     calls: list[str] = []
     monkeypatch.setattr(tiny_train, "train_model", _fake_train(calls, delay=0.3))
     results: list[Path] = []
-    threads = [threading.Thread(target=lambda: results.append(recipes.build_model(SMALL, tmp_path / "m"))) for _ in range(3)]
+    threads = [threading.Thread(target=lambda: results.append(recipes.build_model(SMALL, tmp_path / "m")))
+               for _ in range(3)]
     for t in threads:
         t.start()
     for t in threads:

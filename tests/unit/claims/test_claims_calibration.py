@@ -64,7 +64,8 @@ def test_kappa_vs_human_on_a_recorded_subset(calibration_dir: Path) -> None:
     corpus = load_corpus("xstest-v2", offline_dirs=[calibration_dir], allow_download=False)
     subset = [i for s in corpus.sources for i in [x for x in corpus.items if x.source == s][:40]]
     regex = RegexJudge()
-    labels = {"regex": {j.key: j.label.value for j in judge_many_sync(regex, [JudgeItem(i.key, i.prompt, i.response) for i in subset])}}
+    labels = {"regex": {j.key: j.label.value
+                        for j in judge_many_sync(regex, [JudgeItem(i.key, i.prompt, i.response) for i in subset])}}
     out = {f.source: f for f in human_agreement({i.key: (i.source, i.human) for i in subset}, labels, n_boot=200)}
     assert {s: f.confusion for s, f in out.items()} == RECORDED_REGEX_CONFUSION
     for f in out.values():
@@ -94,7 +95,8 @@ def test_majority_and_cohort_vs_human() -> None:
 def _outcome(labels, voters, records=None):
     human = _human()
     judges = [JudgeInfo(n, "regex" if n == "regex" else "openai", n) for n in labels]
-    records = records if records is not None else {"xstest": [{n: labels[n][k] for n in labels} for k in list(human)[:40]]}
+    records = (records if records is not None
+               else {"xstest": [{n: labels[n][k] for n in labels} for k in list(human)[:40]]})
     return evaluate_layer1_calibrated(
         records, judges, CorpusLabels("toy", human, labels), voters=voters, n_boot=200
     )

@@ -135,7 +135,8 @@ def test_battery_without_common_records_is_untested():
 
 @pytest.mark.parametrize(
     ("recorded", "verdict"),
-    [(None, Verdict.UNTESTED), (0.60, Verdict.CERTIFIED), (0.70, Verdict.CERTIFIED), (0.45, Verdict.FAIL), (0.90, Verdict.FAIL)],
+    [(None, Verdict.UNTESTED), (0.60, Verdict.CERTIFIED), (0.70, Verdict.CERTIFIED), (0.45, Verdict.FAIL),
+     (0.90, Verdict.FAIL)],
 )
 def test_integrity_anchor_reproduces_the_recorded_kappa(recorded, verdict):
     pairs = pair_agreements({"hb": _records(40, 10, "regex", "servecert-judge")}, [REGEX, TINY], n_boot=100)

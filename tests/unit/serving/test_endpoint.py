@@ -93,7 +93,8 @@ def test_declared_axes_that_agree_are_verified_and_the_rest_are_declared_only():
 @pytest.mark.parametrize(
     "settings, options, fragment",
     [
-        ({"kv_cache_dtype": "fp8"}, {}, "kv_cache_dtype = 'fp8' is declared, but http://10.0.0.1:8000/v1 reports cache_dtype='auto'"),
+        ({"kv_cache_dtype": "fp8"}, {},
+         "kv_cache_dtype = 'fp8' is declared, but http://10.0.0.1:8000/v1 reports cache_dtype='auto'"),
         ({"prefix_caching": False}, {}, "reports enable_prefix_caching=True"),
         ({"speculative": "off"}, {"spec_positions": 2}, "speculative = 'off' is declared, but"),
         ({"speculative": {"method": "ngram", "num_speculative_tokens": 3}}, {}, "no speculative decoding counters"),

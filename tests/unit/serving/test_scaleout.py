@@ -54,7 +54,8 @@ def reset():
 
 def group(name: str, *args: str, replicas: int = 1) -> SimpleNamespace:
     spec = ServerSpec("vllm", "/m", args=args, label=name)
-    return SimpleNamespace(spec=spec, arm=SimpleNamespace(config=SimpleNamespace(replicas=replicas, concurrency_per_replica=None)))
+    return SimpleNamespace(spec=spec, arm=SimpleNamespace(
+        config=SimpleNamespace(replicas=replicas, concurrency_per_replica=None)))
 
 
 def test_replicas_boot_n_specs_behind_one_pool():

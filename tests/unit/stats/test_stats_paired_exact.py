@@ -6,7 +6,8 @@ import math
 
 import numpy as np
 import pytest
-from scipy import special, stats as sps
+from scipy import special
+from scipy import stats as sps
 
 from pytest_servecert.stats import pairs_needed_exact, tost_paired, tost_paired_exact
 
