@@ -151,7 +151,12 @@ def test_small_certification_end_to_end(tmp_path, battery_dir):
     center = [c for c in ngram_cells if c.context == "baseline"]
     assert all(c.b == 0 and c.c == 0 for c in center)
     verdicts = {r.id: r.verdict.value for r in run.results}
-    assert verdicts["L5.harmful_core[ngram]"] in {"CERTIFIED", "FAIL"}
+    # 6 harmful prompts per cell cannot detect a 3 pp shift: never CERTIFIED, and the reason
+    # says what would decide it (unless a breach was actually measured)
+    harmful = run.result("L5.harmful_core", "ngram")
+    assert harmful.verdict.value in {"INCONCLUSIVE", "FAIL"}
+    if harmful.verdict.value == "INCONCLUSIVE":
+        assert "could not have detected" in harmful.reason and "prompts per cell" in harmful.reason
     assert verdicts["L4.scale_band"] == "SCAFFOLDED-ONLY"
 
     path = write_certificate(certificate_dict(run), tmp_path / "reports")

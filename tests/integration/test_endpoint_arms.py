@@ -15,6 +15,7 @@ import os
 import signal
 import sqlite3
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -172,7 +173,9 @@ def test_an_unreachable_endpoint_is_not_run_with_its_reason(tmp_path, battery_di
     assert all(f"no replica answered: {nowhere}: ConnectError" in c.reason for c in run.cells["candidate"])
 
 
-def test_a_replica_sigkilled_mid_run_leaves_the_other_to_finish(tmp_path, battery_dir, deployments, target_model):
+def test_a_replica_sigkilled_mid_run_leaves_the_other_to_finish(
+    tmp_path, battery_dir, deployments, target_model, serving
+):
     spare = start(target_model, *NO_PREFIX, label="deployed-candidate-2")
     try:
         urls = [f"{deployments['candidate'].base_url}/v1", f"{spare.base_url}/v1"]
@@ -180,11 +183,20 @@ def test_a_replica_sigkilled_mid_run_leaves_the_other_to_finish(tmp_path, batter
                                    endpoint_arms([f"{deployments['baseline'].base_url}/v1"], urls), n=20))
         killed = threading.Event()
 
+        def kill_once_it_has_served() -> None:
+            # the spare's own counter says it has answered (twice: the first answer is then surely
+            # received): kill its process group mid-run
+            deadline = time.monotonic() + 300
+            while serving.metric(spare, "vllm:request_success_total") < 2 and time.monotonic() < deadline:
+                time.sleep(0.05)
+            time.sleep(0.2)
+            os.killpg(spare.pid, signal.SIGKILL)
+
         def progress(message: str) -> None:
-            # The candidate's first context has started: kill the spare's process group soon after.
+            # The candidate's first context has started: kill the spare once it has answered.
             if message.startswith("servecert: candidate") and not killed.is_set():
                 killed.set()
-                threading.Timer(1.5, os.killpg, (spare.pid, signal.SIGKILL)).start()
+                threading.Thread(target=kill_once_it_has_served, daemon=True).start()
 
         run = certify(config, progress=progress)
         assert killed.is_set() and not spare.alive()
