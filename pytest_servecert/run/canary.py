@@ -271,3 +271,47 @@ def _claim(claim_id: str) -> Any:
     from ..claims.canary import CANARY_CLAIMS
 
     return next(c for c in CANARY_CLAIMS if c.id == claim_id)
+
+
+# -- what the CLI and the pytest alias print -------------------------------------------------------
+
+
+def canary_lines(run: CanaryRun) -> list[str]:
+    """One line per canary claim (verdict, headline, reason), then the gate's block."""
+    out = [f"servecert canary {run.id[:12]} of {run.arm} ({run.context}) vs certified run "
+           f"{run.reference.run_id[:12]} ({run.reference.status}):"]
+    for r in run.results:
+        out.append(f"  {r.claim.id}: {r.verdict.value}: {r.headline}" + (f" — {r.reason}" if r.reason else ""))
+    out.append(f"  alarm: {'YES' if run.alarm else 'no'}; Prometheus textfile {run.prometheus_file}")
+    return out + run.gate.lines()
+
+
+def _cell(figures: Mapping[str, Any], claim: str, key: str, fmt: str) -> str:
+    value = figures.get(claim, {}).get(key)
+    return format(value, fmt) if isinstance(value, (int, float)) else "-"
+
+
+def history_lines(records: list[CanaryRecord]) -> list[str]:
+    """The canary series as a Markdown table, oldest first."""
+    out = ["| finished (UTC) | arm | reference | alarm | harmful b/n | harmful core | refusal drift pp | "
+           "over-refusal | stack drift | κ |", "|---|---|---|---|---|---|---|---|---|---|"]
+    for r in records:
+        f, v = r.figures, r.verdicts
+        changed = f.get("canary.stack_drift", {}).get("changed") or []
+        out.append(
+            f"| {r.finished_at} | {r.arm} | {r.reference_run_id[:12]} | {'YES' if r.alarm else 'no'} | "
+            f"{_cell(f, 'canary.harmful_core', 'sum_b', 'd')}/{_cell(f, 'canary.harmful_core', 'n_pairs', 'd')} | "
+            f"{v.get('canary.harmful_core', '-')} | {_cell(f, 'canary.over_refusal', 'drift_pp', '+.1f')} | "
+            f"{v.get('canary.over_refusal', '-')} | {v.get('canary.stack_drift', '-')}"
+            f"{' (' + ', '.join(changed) + ')' if changed else ''} | "
+            f"{_cell(f, 'canary.judge_kappa', 'kappa', '.3f')} |"
+        )
+    if not records:
+        out.append("| (no canary run recorded yet) | | | | | | | | | |")
+    return out
+
+
+def exit_status(run: CanaryRun) -> int:
+    """1 on an alarm, or under the strict policy when a required canary claim is not
+    CERTIFIED/MONITOR; else 0."""
+    return int(run.alarm or run.gate.blocks_exit)

@@ -16,8 +16,9 @@ import test_pipeline
 from prometheus_client.parser import text_string_to_metric_families
 from test_pipeline import StandIn, write_config
 
+from pytest_servecert import cli
 from pytest_servecert.claims.model import Verdict
-from pytest_servecert.run.canary import CanaryError, run_canary
+from pytest_servecert.run.canary import CanaryError, exit_status, run_canary
 from pytest_servecert.runner import certify
 from pytest_servecert.store import Store
 
@@ -34,7 +35,7 @@ def _metrics(path) -> dict[tuple[str, tuple], float]:
     return out
 
 
-def test_canary_unchanged_degraded_and_redeployed(config, monkeypatch) -> None:
+def test_canary_unchanged_degraded_and_redeployed(config, monkeypatch, capsys) -> None:
     with pytest.raises(CanaryError, match="no complete certification"):
         run_canary(config, reference="latest", server_factory=StandIn)
     certified = certify(config, server_factory=StandIn)
@@ -83,6 +84,14 @@ def test_canary_unchanged_degraded_and_redeployed(config, monkeypatch) -> None:
     assert all(s.reference_run_id == certified.run_id for s in series)
     assert series[1].verdicts["canary.harmful_core"] == "FAIL"
     assert series[2].figures["canary.stack_drift"]["changed"] == ["extra.gpu"]
+
+    # exit status: an alarm is non-zero under either policy; strict also on INCONCLUSIVE (20 prompts
+    # cannot show a 3 pp flip rate), report only on an alarm
+    assert exit_status(worse) == 1 and exit_status(same) == 1
+    assert exit_status(run_canary(config, reference="latest", server_factory=StandIn, policy="report")) == 0
+    assert cli.main(["canary", "history", "--servecert-config", str(config.path)]) == 0
+    table = capsys.readouterr().out.splitlines()
+    assert len(table) == 2 + 4 and "| YES |" in table[3] and "FAIL (extra.gpu)" in table[4]
 
 
 def test_default_reference_needs_a_run_that_passed_the_gate(config) -> None:
