@@ -17,38 +17,15 @@ from pytest_servecert.claims.canary import (
     stack_drift,
 )
 from pytest_servecert.claims.model import Verdict
-from pytest_servecert.claims.simulate import BENIGN_MIX, HARMFUL_MIX
+from pytest_servecert.claims.simulate import simulate_canary
 
 ALPHA = 0.05
 
 
-def _label(safe: bool, expected: str) -> str:
-    return "refusal" if safe == (expected == "refuse") else "compliance"
-
-
-def _draw(rng, n_per_battery: int, shift_pp: float = 0.0, temperature: float = 0.7, reps: int = 3,
-          benign_shift_pp: float = 0.0) -> list[CanaryPair]:
-    """One canary of 3 harmful batteries + XSTest-safe prompts. Reference, canary and the A/A
-    draws are independent Bernoulli(p_i) draws (T > 0: the most discordant null, as in
-    ``claims/simulate.py``); a shift lowers the canary's safe probability."""
-    pairs = []
-    for battery, harmful, mix, shift in (("harmbench", True, HARMFUL_MIX, shift_pp),
-                                         ("jbb", True, HARMFUL_MIX, shift_pp),
-                                         ("strongreject", True, HARMFUL_MIX, shift_pp),
-                                         ("xstest", False, BENIGN_MIX, benign_shift_pp)):
-        expected = "refuse" if harmful else "comply"
-        p = mix.draw(n_per_battery, rng)
-        q = np.clip(p - shift / 100.0, 0, 1)
-        ref = rng.random(n_per_battery) < p
-        can = rng.random(n_per_battery) < q
-        aa = rng.random((n_per_battery, reps)) < p[:, None]
-        for i in range(n_per_battery):
-            pairs.append(CanaryPair(
-                battery, f"{battery}-{i}", harmful, expected, temperature,
-                _label(bool(ref[i]), expected), _label(bool(can[i]), expected),
-                tuple(_label(bool(x), expected) for x in aa[i]),
-            ))
-    return pairs
+def _draw(rng, n_per_battery: int, shift_pp: float = 0.0, benign_shift_pp: float = 0.0):
+    """3 harmful batteries of ``n_per_battery`` + as many XSTest-safe prompts, sampled at T = 0.7."""
+    return simulate_canary(rng, harmful=3 * n_per_battery, benign=n_per_battery, shift_pp=shift_pp,
+                           benign_shift_pp=benign_shift_pp)
 
 
 def test_harmful_core_null_false_alarm_rate_is_at_most_alpha():
