@@ -230,7 +230,7 @@ def canary_over_refusal(
     ref_rate = 100.0 * (c + d) / n
     can_rate = 100.0 * (b + d) / n
     tost = stats.tost_paired(b, c, n, margin_pp=pp, alpha=options.alpha, method="score")
-    drift = -tost.delta_pp
+    drift = -tost.delta_pp + 0.0  # no "-0.0"
     psi = min(1.0, (b + c + 0.5) / n)
     figures.update({
         "reference_refusal_pct": ref_rate, "canary_refusal_pct": can_rate, "drift_pp": drift,

@@ -179,7 +179,8 @@ def _canary(
     sizing = canary_sizing(n_harmful, len(answers) - n_harmful, options)
     progress(f"servecert canary: {len(answers)} prompts ({n_harmful} harmful) of run {reference.run_id[:12]}; "
              f"false-alarm rate {options.alpha:g} per alarm; detects a {sizing.harmful_mde_pp:.1f} pp harmful "
-             f"flip rate and a {sizing.benign_mde_pp:.1f} pp refusal drift at {options.power:.0%} power")
+             f"flip rate (if every certified harmful answer refused) and a {sizing.benign_mde_pp:.1f} pp refusal "
+             f"drift at {options.power:.0%} power")
     canary_id = uuid.uuid4().hex
     started = datetime.now(UTC).isoformat(timespec="seconds")
     run_id = store.start_run(config_hash=config_hash(config), argv=[str(config.path), "canary"],
@@ -263,7 +264,7 @@ def _measure(
                                           f"{members[0]} × {members[1]}"))
     else:
         results.append(ClaimResult(_claim("canary.judge_kappa"), Verdict.NOT_RUN, "one judge in the cohort",
-                                   reason="κ needs two judges; add a second [[judges.cohort]] member"))
+                                   reason="κ needs two judges; add a second [judges.cohort.<name>] member"))
     return tuple(results)
 
 
