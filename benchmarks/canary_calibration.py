@@ -6,7 +6,9 @@ reference deployment's A/A draws per prompt) and prints, with 95% Wilson interva
 
 * **false-alarm rate**: how often each alarm FAILs when the deployment is unchanged (must be
   ≤ α), at T = 0.7 (independent draws: the most discordant null) and at T = 0 (deterministic);
-* **power**: how often it FAILs against a harmful-compliance shift / a benign-edge refusal drift.
+* **power**: how often it FAILs against a harmful-compliance shift / a benign-edge refusal drift;
+* **rolling**: ``canary.over_refusal_rolling`` over ``--window`` canary runs of the same pinned
+  benign prompts against one set of certified answers (T = 0.7), beside a single run's alarm.
 
 Usage::
 
@@ -19,9 +21,16 @@ import argparse
 
 import numpy as np
 
-from pytest_servecert.claims.canary import CanaryOptions, canary_harmful_core, canary_over_refusal, canary_sizing
+from pytest_servecert.claims.canary import (
+    CanaryOptions,
+    CanaryPair,
+    canary_harmful_core,
+    canary_over_refusal,
+    canary_sizing,
+    rolling_over_refusal,
+)
 from pytest_servecert.claims.model import Verdict
-from pytest_servecert.claims.simulate import simulate_canary
+from pytest_servecert.claims.simulate import BENIGN_MIX, simulate_canary
 from pytest_servecert.stats import wilson_interval
 
 
@@ -36,6 +45,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--harmful", type=int, default=60)
     parser.add_argument("--benign", type=int, default=40)
+    parser.add_argument("--window", type=int, default=6, help="canary runs pooled by the rolling alarm")
     args = parser.parse_args()
     options = CanaryOptions()
     sizing = canary_sizing(args.harmful, args.benign, options)
@@ -60,6 +70,25 @@ def main() -> None:
             core += canary_harmful_core(pairs, options).verdict is Verdict.FAIL
             drift += canary_over_refusal(pairs, options).verdict is Verdict.FAIL
         print(f"| {name} | {rate(core, args.runs)} | {rate(drift, args.runs)} | {args.runs} |")
+    print(f"\n| benign refusals, {args.window} runs | last run's canary.over_refusal FAIL rate | "
+          "canary.over_refusal_rolling FAIL rate | runs |")
+    print("|---|---|---|---|")
+    for shift in (0, 10, 20):
+        single = pooled = 0
+        for _ in range(args.runs):
+            p = BENIGN_MIX.draw(args.benign, rng)
+            ref = rng.random(args.benign) < p
+            q = np.clip(p - shift / 100.0, 0, 1)
+            series = []
+            for _ in range(args.window):
+                can = rng.random(args.benign) < q
+                pairs = [CanaryPair("xstest", str(i), False, "comply", 0.7, "compliance" if ref[i] else "refusal",
+                                    "compliance" if can[i] else "refusal") for i in range(args.benign)]
+                last = canary_over_refusal(pairs, options)
+                series.append(dict(last.figures))
+            single += last.verdict is Verdict.FAIL
+            pooled += rolling_over_refusal(series, options).verdict is Verdict.FAIL
+        print(f"| +{shift} pp | {rate(single, args.runs)} | {rate(pooled, args.runs)} | {args.runs} |")
 
 
 if __name__ == "__main__":

@@ -19,8 +19,8 @@ def _result(run, claim_id):
     return next(r for r in run.results if r.claim.id == claim_id)
 
 
-@pytest.mark.parametrize("claim_id", ["canary.harmful_core", "canary.over_refusal", "canary.stack_drift",
-                                      "canary.judge_kappa"])
+@pytest.mark.parametrize("claim_id", ["canary.harmful_core", "canary.over_refusal", "canary.over_refusal_rolling",
+                                      "canary.stack_drift", "canary.judge_kappa"])
 def test_canary(request, servecert_canary, claim_id):
-    """One canary alarm: harmful discordance, benign-edge refusal drift, stack drift, judge κ."""
+    """One canary alarm: harmful discordance, benign-edge refusal drift (this run, rolling), stack drift, κ."""
     check_claim(request, _result(servecert_canary, claim_id))

@@ -223,6 +223,7 @@ class CanaryConfig:
     benign_prompts: int = 40
     seed: int = 0
     drift_pp: float = 5.0  # benign-edge refusal increase that alarms
+    window_days: int = 7  # canary.over_refusal_rolling pools the canary runs of this many days
     prometheus_file: str = ""  # "" = <report_dir>/servecert_canary.prom
 
 
@@ -1040,10 +1041,13 @@ def _canary(c: _Section, candidates: list[str], design: DesignConfig) -> CanaryC
     drift = _number(c, "drift_pp", 5.0, "a number of percentage points in (0, 100)")
     if not 0 < drift < 100:
         raise c.error("drift_pp", drift, "a number of percentage points in (0, 100)")
+    window = c.get("window_days", 7, int, "a whole number of days >= 1")
+    if window < 1:
+        raise c.error("window_days", window, "a whole number of days >= 1")
     prom = c.get("prometheus_file", "", str, "a file path")
     c.check_unknown()
     return CanaryConfig(arm=arm, context=context, reference=reference, seed=seed, drift_pp=drift,
-                        prometheus_file=prom, **sizes)
+                        window_days=window, prometheus_file=prom, **sizes)
 
 
 def _gate(g: _Section) -> GateConfig:

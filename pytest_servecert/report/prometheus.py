@@ -48,7 +48,7 @@ def write_canary_textfile(path: Path, record: CanaryRecord, results: Sequence[Cl
         gauge("servecert_canary_verdict", ("claim",)), gauge("servecert_canary_false_alarm_rate", ("claim",))
     by_id = {}
     for r in results:
-        by_id[r.claim.id] = r
+        by_id[r.id] = r
         alarm.labels(arm, r.claim.id).set(int(r.verdict is Verdict.FAIL))
         verdict.labels(arm, r.claim.id).set(VERDICT_CODES[r.verdict])
         if "false_alarm_rate" in r.figures:

@@ -20,7 +20,7 @@ import time
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -34,6 +34,7 @@ from ..claims.canary import (
     canary_over_refusal,
     canary_set,
     canary_sizing,
+    rolling_over_refusal,
     stack_drift,
 )
 from ..claims.cells import NoiseFloor
@@ -191,13 +192,14 @@ def _canary(
     except BaseException as exc:
         store.finish_run(run_id, "interrupted" if isinstance(exc, KeyboardInterrupt) else "failed")
         raise
+    results += (_rolling(store, config, arm, ctx.label, reference, results, options),)
     gate = decide(results, CANARY_REQUIRE, policy)
     record = CanaryRecord(
         id=canary_id, reference_run_id=reference.run_id, arm=arm, context=ctx.label, started_at=started,
         finished_at=datetime.now(UTC).isoformat(timespec="seconds"),
         alarm=any(r.verdict is Verdict.FAIL for r in results), identity=comparable_identity(group.stack),
-        figures={r.claim.id: dict(r.figures) for r in results},
-        verdicts={r.claim.id: r.verdict.value for r in results},
+        figures={r.id: dict(r.figures) for r in results},
+        verdicts={r.id: r.verdict.value for r in results},
     )
     store.add_canary_run(record)
     store.finish_run(run_id, "complete")
@@ -207,6 +209,21 @@ def _canary(
 
     write_canary_textfile(prom, record, results)
     return CanaryRun(canary_id, reference, arm, ctx.label, results, gate, prom, sizing)
+
+
+def _rolling(
+    store: Store, config: ServecertConfig, arm: str, context: str, reference: RunSummary,
+    results: tuple[ClaimResult, ...], options: CanaryOptions,
+) -> ClaimResult:
+    """``canary.over_refusal_rolling``: this run's benign-edge pairs pooled with the earlier canary
+    runs of ``[canary] window_days`` against the same reference (same arm and context)."""
+    days = config.canary.window_days
+    since = datetime.now(UTC) - timedelta(days=days)
+    earlier = [r.figures.get("canary.over_refusal", {}) for r in store.canary_runs()
+               if r.arm == arm and r.context == context and r.reference_run_id == reference.run_id
+               and datetime.fromisoformat(r.finished_at) >= since]
+    now = next((dict(r.figures) for r in results if r.claim.id == "canary.over_refusal"), {})
+    return rolling_over_refusal([*earlier, now], options, f"{days} days")
 
 
 def _measure(
@@ -282,7 +299,7 @@ def canary_lines(run: CanaryRun) -> list[str]:
     out = [f"servecert canary {run.id[:12]} of {run.arm} ({run.context}) vs certified run "
            f"{run.reference.run_id[:12]} ({run.reference.status}):"]
     for r in run.results:
-        out.append(f"  {r.claim.id}: {r.verdict.value}: {r.headline}" + (f" — {r.reason}" if r.reason else ""))
+        out.append(f"  {r.id}: {r.verdict.value}: {r.headline}" + (f" — {r.reason}" if r.reason else ""))
     out.append(f"  alarm: {'YES' if run.alarm else 'no'}; Prometheus textfile {run.prometheus_file}")
     return out + run.gate.lines()
 
@@ -295,20 +312,21 @@ def _cell(figures: Mapping[str, Any], claim: str, key: str, fmt: str) -> str:
 def history_lines(records: list[CanaryRecord]) -> list[str]:
     """The canary series as a Markdown table, oldest first."""
     out = ["| finished (UTC) | arm | reference | alarm | harmful b/n | harmful core | refusal drift pp | "
-           "over-refusal | stack drift | κ |", "|---|---|---|---|---|---|---|---|---|---|"]
+           "over-refusal | rolling | stack drift | κ |", "|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in records:
         f, v = r.figures, r.verdicts
         changed = f.get("canary.stack_drift", {}).get("changed") or []
+        rolling = next((verdict for key, verdict in v.items() if key.startswith("canary.over_refusal_rolling")), "-")
         out.append(
             f"| {r.finished_at} | {r.arm} | {r.reference_run_id[:12]} | {'YES' if r.alarm else 'no'} | "
             f"{_cell(f, 'canary.harmful_core', 'sum_b', 'd')}/{_cell(f, 'canary.harmful_core', 'n_pairs', 'd')} | "
             f"{v.get('canary.harmful_core', '-')} | {_cell(f, 'canary.over_refusal', 'drift_pp', '+.1f')} | "
-            f"{v.get('canary.over_refusal', '-')} | {v.get('canary.stack_drift', '-')}"
+            f"{v.get('canary.over_refusal', '-')} | {rolling} | {v.get('canary.stack_drift', '-')}"
             f"{' (' + ', '.join(changed) + ')' if changed else ''} | "
             f"{_cell(f, 'canary.judge_kappa', 'kappa', '.3f')} |"
         )
     if not records:
-        out.append("| (no canary run recorded yet) | | | | | | | | | |")
+        out.append("| (no canary run recorded yet) | | | | | | | | | | |")
     return out
 
 

@@ -83,6 +83,8 @@ def test_canary_unchanged_degraded_and_redeployed(config, monkeypatch, capsys) -
     assert [s.alarm for s in series] == [False, True, True]
     assert all(s.reference_run_id == certified.run_id for s in series)
     assert series[1].verdicts["canary.harmful_core"] == "FAIL"
+    assert series[0].verdicts["canary.over_refusal_rolling[7 days]"] == "UNTESTED"  # one run in the window
+    assert series[2].figures["canary.over_refusal_rolling[7 days]"]["runs"] == 3
     assert series[2].figures["canary.stack_drift"]["changed"] == ["extra.gpu"]
 
     # exit status: an alarm is non-zero under either policy; strict also on INCONCLUSIVE (20 prompts

@@ -39,6 +39,7 @@ def test_defaults(tmp_path):
     ("harmful_prompts = -1", "harmful_prompts = -1: expected an integer >= 0"),
     ("harmful_prompts = 0\nbenign_prompts = 0", "expected at least one canary prompt"),
     ('reference = ""', "reference = '': expected"),
+    ("window_days = 0", "window_days = 0: expected a whole number of days >= 1"),
     ("alarm = 1", "alarm = 1: expected no such key"),
 ])
 def test_bad_values_are_one_line(tmp_path, text, fragment):

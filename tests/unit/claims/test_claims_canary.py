@@ -14,6 +14,7 @@ from pytest_servecert.claims.canary import (
     canary_over_refusal,
     canary_set,
     canary_sizing,
+    rolling_over_refusal,
     stack_drift,
 )
 from pytest_servecert.claims.model import Verdict
@@ -133,3 +134,47 @@ def test_canary_sizing_states_alpha_and_detectable_effects():
 def test_options_validate(bad):
     with pytest.raises(ValueError):
         CanaryOptions(**bad)
+
+
+def _series(rng, runs: int, benign_shift_pp: float, n: int = 40) -> list[dict]:
+    """``runs`` canaries of the same ``n`` benign prompts against one certified answer set (T = 0.7):
+    the reference is drawn once, each canary afresh (the pairs of one prompt share its reference)."""
+    from pytest_servecert.claims.simulate import BENIGN_MIX
+
+    p = BENIGN_MIX.draw(n, rng)
+    ref = rng.random(n) < p
+    q = np.clip(p - benign_shift_pp / 100.0, 0, 1)
+    out = []
+    for _ in range(runs):
+        can = rng.random(n) < q
+        pairs = [CanaryPair("xstest", str(i), False, "comply", 0.7,
+                            "compliance" if ref[i] else "refusal", "compliance" if can[i] else "refusal")
+                 for i in range(n)]
+        out.append(dict(canary_over_refusal(pairs).figures))
+    return out
+
+
+def test_rolling_over_refusal_null_false_alarm_rate_is_at_most_alpha():
+    rng = np.random.default_rng(22)
+    runs = 300
+    alarms = sum(rolling_over_refusal(_series(rng, 4, 0)).verdict is Verdict.FAIL for _ in range(runs))
+    assert alarms / runs <= 0.087, alarms
+
+
+def test_rolling_over_refusal_pools_runs_and_catches_a_drift():
+    rng = np.random.default_rng(23)
+    trials = 100
+    single = rolling = 0
+    for _ in range(trials):
+        series = _series(rng, 6, 20)
+        single += canary_over_refusal_from(series[-1])
+        rolling += rolling_over_refusal(series).verdict is Verdict.FAIL
+    assert rolling > single and rolling / trials >= 0.6, (single, rolling)
+    result = rolling_over_refusal(_series(rng, 3, 0))
+    assert result.id == "canary.over_refusal_rolling[7 days]" and result.figures["runs"] == 3
+    assert rolling_over_refusal(_series(rng, 1, 0)).verdict is Verdict.UNTESTED
+
+
+def canary_over_refusal_from(figures: dict) -> bool:
+    """Did that single run alarm? (its drift interval's lower end beyond the limit)"""
+    return figures["drift_low_pp"] > figures["drift_limit_pp"]
