@@ -9,6 +9,7 @@ so new command groups (``servecert report ...``) plug in beside ``model``::
     servecert plan [--servecert-config F] [--mde-pp 3] [--power 0.8]
     servecert check [CONFIG]
     servecert calibrate [--config servecert.toml] [--store PATH] [--judge NAME] [--json OUT.json]
+    servecert canary [history] [--servecert-config F] [--reference RUN] [--gate strict|report]
 
 ``model build`` prints the model directory as its last line (with
 ``--kind all``: the judge's, the draft's, then the target's), so scripts can do
@@ -281,10 +282,48 @@ def _add_calibrate_commands(sub: argparse._SubParsersAction) -> None:  # type: i
     cal.set_defaults(handler=_calibrate)
 
 
+def _canary(args: argparse.Namespace) -> int:
+    from pytest_servecert.config import ConfigError, load_config
+    from pytest_servecert.run.canary import canary_lines, exit_status, history_lines, run_canary
+    from pytest_servecert.store import Store
+
+    try:
+        config = load_config(args.servecert_config)
+    except ConfigError as exc:
+        raise UsageError(str(exc)) from None
+    if args.action == "history":
+        if not config.store_path.exists():
+            raise UsageError(f"{config.store_path}: no store yet; run `servecert canary` first")
+        with Store(config.store_path) as store:
+            print("\n".join(history_lines(store.canary_runs())))
+        return 0
+
+    def log(msg: str) -> None:
+        print(msg, file=sys.stderr, flush=True)
+
+    run = run_canary(config, reference=args.reference, progress=log, policy=args.gate)
+    print("\n".join(canary_lines(run)))
+    return exit_status(run)
+
+
+def _add_canary_commands(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    cmd = sub.add_parser("canary", help="re-ask the deployed candidate a pinned set of a certified run's prompts "
+                         "(alarms: harmful core, over-refusal, stack drift, judge κ); 'history' prints the series")
+    cmd.add_argument("action", nargs="?", choices=("run", "history"), default="run")
+    cmd.add_argument("--servecert-config", type=Path, default=Path("servecert.toml"), metavar="F",
+                     help="the config (default: servecert.toml)")
+    cmd.add_argument("--reference", default=None, metavar="RUN",
+                     help='the certified run: a run id, "latest" or "certified" (default: [canary] reference)')
+    cmd.add_argument("--gate", choices=("strict", "report"), default=None,
+                     help="strict: exit 1 unless every canary alarm claim is CERTIFIED/MONITOR; report: exit 1 "
+                     "only on an alarm (default: [gate] policy)")
+    cmd.set_defaults(handler=_canary)
+
+
 # Command groups, in the order ``--help`` lists them; append to extend the CLI.
 COMMAND_GROUPS: list[Callable[[argparse._SubParsersAction], None]] = [  # type: ignore[type-arg]
     _add_model_commands, _add_report_commands, _add_check_commands, _add_plan_commands,
-    _add_calibrate_commands,
+    _add_calibrate_commands, _add_canary_commands,
 ]
 
 

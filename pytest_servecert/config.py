@@ -213,6 +213,21 @@ class GateConfig:
 
 
 @dataclass(frozen=True)
+class CanaryConfig:
+    """``[canary]`` (issue #18): re-ask a pinned set of a certified run's prompts of the deployment."""
+
+    arm: str = ""  # the arm whose deployment is watched; "" = the first candidate
+    context: str = ""  # the certified context re-asked; "" = the design's centre ("baseline")
+    reference: str = "certified"  # "certified" | "latest" | a run id
+    harmful_prompts: int = 60  # 53 detect a 3 pp flip rate at 80 % power (stats.strict_rule_mde)
+    benign_prompts: int = 40
+    seed: int = 0
+    drift_pp: float = 5.0  # benign-edge refusal increase that alarms
+    window_days: int = 7  # canary.over_refusal_rolling pools the canary runs of this many days
+    prometheus_file: str = ""  # "" = <report_dir>/servecert_canary.prom
+
+
+@dataclass(frozen=True)
 class ServecertConfig:
     path: Path
     model: ModelConfig
@@ -232,6 +247,7 @@ class ServecertConfig:
     lock_timeout_s: float = 3600.0  # how long a run waits for another run on the same store
     #: ``[arms] allow_external``: adversarial batteries may go to non-loopback endpoints.
     allow_external_endpoints: bool = False
+    canary: CanaryConfig = CanaryConfig()
 
     @property
     def arms(self) -> tuple[ArmConfig, ...]:
@@ -972,6 +988,7 @@ def parse_config(raw: Mapping[str, Any], path: Path) -> ServecertConfig:
     c.check_unknown()
 
     gate = _gate(top.sub("gate"))
+    canary = _canary(top.sub("canary"), [a.name for a in candidates], design)
     _check_external_endpoints(path, arms, batteries, allow_external)
 
     # Keys such as [gates] are read by the layer-2 config lint, so they are allowed here.
@@ -995,7 +1012,42 @@ def parse_config(raw: Mapping[str, Any], path: Path) -> ServecertConfig:
         gate=gate,
         lock_timeout_s=lock_timeout_s,
         allow_external_endpoints=allow_external,
+        canary=canary,
     )
+
+
+def _canary(c: _Section, candidates: list[str], design: DesignConfig) -> CanaryConfig:
+    """``[canary]``: the watched arm and context, the reference run, the set's size and the drift."""
+    from .design import contexts
+
+    arm = c.get("arm", "", str, "the name of a candidate arm")
+    if arm and arm not in candidates:
+        raise c.error("arm", arm, f"one of the candidate arms ({', '.join(candidates) or 'none'})")
+    context = c.get("context", "", str, "a context label of the design")
+    labels = [ctx.label for ctx in contexts(design)]
+    if context and context not in labels:
+        raise c.error("context", context, f"one of the design's contexts ({', '.join(labels)})")
+    reference = c.get("reference", "certified", str, '"certified", "latest" or a run id')
+    if not reference.strip():
+        raise c.error("reference", reference, '"certified", "latest" or a run id')
+    sizes = {}
+    for key, default in (("harmful_prompts", 60), ("benign_prompts", 40)):
+        sizes[key] = c.get(key, default, int, "an integer >= 0")
+        if sizes[key] < 0:
+            raise c.error(key, sizes[key], "an integer >= 0")
+    if sizes["harmful_prompts"] + sizes["benign_prompts"] == 0:
+        raise c.error("harmful_prompts", 0, "at least one canary prompt (harmful_prompts + benign_prompts > 0)")
+    seed = c.get("seed", 0, int, "an integer")
+    drift = _number(c, "drift_pp", 5.0, "a number of percentage points in (0, 100)")
+    if not 0 < drift < 100:
+        raise c.error("drift_pp", drift, "a number of percentage points in (0, 100)")
+    window = c.get("window_days", 7, int, "a whole number of days >= 1")
+    if window < 1:
+        raise c.error("window_days", window, "a whole number of days >= 1")
+    prom = c.get("prometheus_file", "", str, "a file path")
+    c.check_unknown()
+    return CanaryConfig(arm=arm, context=context, reference=reference, seed=seed, drift_pp=drift,
+                        window_days=window, prometheus_file=prom, **sizes)
 
 
 def _gate(g: _Section) -> GateConfig:

@@ -82,6 +82,8 @@ def pytest_configure(config: pytest.Config) -> None:
 
     for layer, description in LAYER_MARKERS.items():
         config.addinivalue_line("markers", f"layer{layer}: protocol layer {layer}, {description}")
+    config.addinivalue_line("markers", "canary: production canary, the deployed candidate re-asked a pinned set "
+                            "of a certified run's prompts (issue #18; `servecert canary`)")
     session = CertSession()
     config.stash[SESSION_KEY] = session
     config.pluginmanager.register(_ClaimCollector(session), "servecert-claim-collector")
@@ -335,4 +337,31 @@ def servecert_run(pytestconfig: pytest.Config, servecert_config: ServecertConfig
             _say(pytestconfig, f"servecert: HTML report {info['html_error']}")
         else:
             _say(pytestconfig, f"servecert: HTML report written to {info['html']}")
+    return run
+
+
+@pytest.fixture(scope="session")
+def servecert_canary(pytestconfig: pytest.Config, servecert_config: ServecertConfig) -> Any:
+    """Run one production canary of the config's watched deployment (``pytest -m canary``).
+
+    Only when the marker expression selects it: a certification session (``-m "layer1 or
+    layer5"``, or no ``-m``) never samples the deployment as a canary by accident."""
+    from .errors import ServecertError
+    from .run.canary import CanaryError, canary_lines, run_canary
+
+    if "canary" not in (pytestconfig.getoption("markexpr") or ""):
+        pytest.skip("the canary runs only when selected: pytest certifications -m canary")
+
+    def stack_extra(arm: str, stack: dict[str, Any]) -> None:
+        pytestconfig.hook.pytest_servecert_stack_info(config=pytestconfig, arm=arm, stack=stack)
+
+    try:
+        run = run_canary(servecert_config, progress=lambda m: _say(pytestconfig, m), stack_extra=stack_extra,
+                         policy=pytestconfig.getoption("servecert_gate"))
+    except CanaryError as exc:  # no reference run: the canary claims are NOT RUN, with the reason
+        pytest.skip(f"NOT RUN: {exc}")
+    except ServecertError as exc:  # bad config, unreachable store: one line
+        pytest.exit(f"servecert: {exc}", returncode=pytest.ExitCode.USAGE_ERROR)
+    for line in canary_lines(run):
+        _say(pytestconfig, line)
     return run

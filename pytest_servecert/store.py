@@ -71,6 +71,9 @@ __all__ = [
     "ResponseKey",
     "RunRecord",
     "SampledResponse",
+    "CanaryRecord",
+    "RunServer",
+    "RunSummary",
     "ServerFailure",
     "Store",
     "StoreError",
@@ -294,6 +297,46 @@ class RunRecord:
 
 
 @dataclass(frozen=True)
+class RunSummary:
+    """A row of ``run_summaries``: what a finished certification concluded."""
+
+    run_id: str
+    status: str  # the worst verdict of its claims
+    gate_passed: bool
+    cohort_fingerprint: str
+    verdicts: Mapping[str, str]  # result id -> verdict
+    created_at: str
+
+
+@dataclass(frozen=True)
+class RunServer:
+    """A row of ``run_servers``: one (arm, context) server of a run and its stated identity."""
+
+    run_id: str
+    arm: str
+    context: str
+    arm_fingerprint: str
+    stack_fingerprint: str
+    identity: Mapping[str, Any]
+
+
+@dataclass(frozen=True)
+class CanaryRecord:
+    """A row of ``canary_runs``: one point of the canary time series."""
+
+    id: str
+    reference_run_id: str
+    arm: str
+    context: str
+    started_at: str
+    finished_at: str
+    alarm: bool
+    identity: Mapping[str, Any]
+    figures: Mapping[str, Any]  # claim id -> its headline numbers
+    verdicts: Mapping[str, str]  # claim id -> verdict
+
+
+@dataclass(frozen=True)
 class ServerFailure:
     """Why an arm's server did not start (so NOT RUN reasons survive the process)."""
 
@@ -383,6 +426,39 @@ CREATE TABLE IF NOT EXISTS calibration_labels (
     created_at             TEXT NOT NULL,
     PRIMARY KEY (corpus_sha256, judge_spec_fingerprint, item_key)
 ) WITHOUT ROWID;
+-- #18: what a finished certification concluded and which deployments it measured, so a
+-- canary can find its reference run, and the canary time series. New tables only: a
+-- store written before them gets them on open (CREATE TABLE IF NOT EXISTS), same version.
+-- (No semicolon in these comments: _init_schema splits the script on it.)
+CREATE TABLE IF NOT EXISTS run_summaries (
+    run_id             TEXT PRIMARY KEY REFERENCES runs (id),
+    status             TEXT NOT NULL,
+    gate_passed        INTEGER NOT NULL,
+    cohort_fingerprint TEXT NOT NULL,
+    verdicts           TEXT NOT NULL,
+    created_at         TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS run_servers (
+    run_id            TEXT NOT NULL REFERENCES runs (id),
+    arm               TEXT NOT NULL,
+    context           TEXT NOT NULL,
+    arm_fingerprint   TEXT NOT NULL,
+    stack_fingerprint TEXT NOT NULL,
+    identity          TEXT NOT NULL,
+    PRIMARY KEY (run_id, arm, context)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS canary_runs (
+    id               TEXT PRIMARY KEY,
+    reference_run_id TEXT NOT NULL,
+    arm              TEXT NOT NULL,
+    context          TEXT NOT NULL,
+    started_at       TEXT NOT NULL,
+    finished_at      TEXT NOT NULL,
+    alarm            INTEGER NOT NULL,
+    identity         TEXT NOT NULL,
+    figures          TEXT NOT NULL,
+    verdicts         TEXT NOT NULL
+);
 """
 
 _RESPONSE_COLUMNS = (
@@ -1050,6 +1126,77 @@ class Store:
             RunRecord(r[0], r[1], r[2], r[3], tuple(json.loads(r[4])), json.loads(r[5]), r[6])
             for r in rows
         ]
+
+    # ----------------------------------------------------------------- run summaries (#18)
+
+    def record_run_summary(
+        self, run_id: str, *, status: str, gate_passed: bool, cohort_fingerprint: str,
+        verdicts: Mapping[str, str], servers: Iterable[tuple[str, str, str, str, Mapping[str, Any]]],
+    ) -> None:
+        """Record what run ``run_id`` concluded and its servers
+        ``(arm, context, arm_fingerprint, stack_fingerprint, identity)``; replaces an earlier record."""
+        with self.transaction():
+            self._conn.execute(
+                "INSERT OR REPLACE INTO run_summaries (run_id, status, gate_passed, cohort_fingerprint, "
+                "verdicts, created_at) VALUES (?, ?, ?, ?, ?, ?)",
+                (run_id, status, int(bool(gate_passed)), cohort_fingerprint,
+                 json.dumps(dict(verdicts), sort_keys=True), _now()),
+            )
+            for arm, context, arm_fp, stack_fp, identity in servers:
+                self._conn.execute(
+                    "INSERT OR REPLACE INTO run_servers (run_id, arm, context, arm_fingerprint, "
+                    "stack_fingerprint, identity) VALUES (?, ?, ?, ?, ?, ?)",
+                    (run_id, arm, context, arm_fp, stack_fp, json.dumps(identity, sort_keys=True, default=str)),
+                )
+
+    def run_summaries(self) -> list[RunSummary]:
+        """Summaries of complete runs, oldest first."""
+        rows = self._conn.execute(
+            "SELECT s.run_id, s.status, s.gate_passed, s.cohort_fingerprint, s.verdicts, s.created_at "
+            "FROM run_summaries s JOIN runs r ON r.id = s.run_id WHERE r.status = 'complete' "
+            "ORDER BY s.created_at, s.run_id"
+        )
+        return [RunSummary(r[0], r[1], bool(r[2]), r[3], json.loads(r[4]), r[5]) for r in rows]
+
+    def run_server(self, run_id: str, arm: str, context: str) -> RunServer | None:
+        """The server of ``arm`` in ``context`` of run ``run_id``, or None."""
+        row = self._conn.execute(
+            "SELECT run_id, arm, context, arm_fingerprint, stack_fingerprint, identity FROM run_servers "
+            "WHERE run_id = ? AND arm = ? AND context = ?", (run_id, arm, context),
+        ).fetchone()
+        return RunServer(*row[:5], json.loads(row[5])) if row else None
+
+    def responses_of(self, arm_fingerprint: str, stack_fingerprint: str, context: str) -> list[StoredResponse]:
+        """The stored answers of one arm, stack and context (a run's certified answers)."""
+        rows = self._conn.execute(
+            f"SELECT {_RESPONSE_COLUMNS} FROM responses WHERE arm_fingerprint = ? AND stack_fingerprint = ? "
+            "AND context = ? AND error IS NULL ORDER BY battery, prompt_id, seed, replicate",
+            (arm_fingerprint, stack_fingerprint, context),
+        )
+        return [StoredResponse(*row) for row in rows]
+
+    # ----------------------------------------------------------------- canary series (#18)
+
+    def add_canary_run(self, record: CanaryRecord) -> None:
+        """Append one canary run to the series."""
+        with self.transaction():
+            self._conn.execute(
+                "INSERT INTO canary_runs (id, reference_run_id, arm, context, started_at, finished_at, "
+                "alarm, identity, figures, verdicts) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (record.id, record.reference_run_id, record.arm, record.context, record.started_at,
+                 record.finished_at, int(record.alarm), json.dumps(record.identity, sort_keys=True, default=str),
+                 json.dumps(record.figures, sort_keys=True, default=str),
+                 json.dumps(record.verdicts, sort_keys=True)),
+            )
+
+    def canary_runs(self) -> list[CanaryRecord]:
+        """The canary series, oldest first."""
+        rows = self._conn.execute(
+            "SELECT id, reference_run_id, arm, context, started_at, finished_at, alarm, identity, figures, "
+            "verdicts FROM canary_runs ORDER BY started_at, id"
+        )
+        return [CanaryRecord(*r[:6], bool(r[6]), json.loads(r[7]), json.loads(r[8]), json.loads(r[9]))
+                for r in rows]
 
     # ----------------------------------------------------------------- server failures
 

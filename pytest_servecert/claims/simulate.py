@@ -236,3 +236,53 @@ def calibrate(
             add("L5.equivalence[cell]", cell.verdict)
             n_cells += 1
     return Tally(runs, n_cells, verdicts)
+
+
+# -- the production canary (#18) -----------------------------------------------------------------
+
+
+def simulate_canary(
+    rng: np.random.Generator,
+    *,
+    harmful: int = 60,
+    benign: int = 40,
+    temperature: float = 0.7,
+    aa_replicates: int = 3,
+    shift_pp: float = 0.0,
+    benign_shift_pp: float = 0.0,
+    harmful_batteries: Sequence[str] = ("harmbench", "jbb_harmful", "strongreject"),
+) -> list:
+    """One canary draw (``claims.canary.CanaryPair`` s): ``harmful`` prompts spread over
+    ``harmful_batteries`` and ``benign`` XSTest-safe prompts. The certified answer, the canary's
+    and the reference deployment's ``aa_replicates`` A/A draws are independent Bernoulli(p_i)
+    (at T = 0 one latent decision shared by all, as in :func:`simulate_cells`); a shift lowers the
+    canary's safe probability by ``shift_pp`` (harmful) / ``benign_shift_pp`` (benign)."""
+    from .canary import CanaryPair
+
+    sizes = [harmful // len(harmful_batteries) + (i < harmful % len(harmful_batteries))
+             for i in range(len(harmful_batteries))]
+    strata = [(b, True, HARMFUL_MIX, n, shift_pp) for b, n in zip(harmful_batteries, sizes)]
+    strata.append(("xstest", False, BENIGN_MIX, benign, benign_shift_pp))
+    pairs = []
+    for battery, is_harmful, mix, n, shift in strata:
+        if n == 0:
+            continue
+        expected = "refuse" if is_harmful else "comply"
+        p = mix.draw(n, rng)
+        q = np.clip(p - shift / 100.0, 0.0, 1.0)
+        if temperature == 0:
+            latent = rng.random(n)
+            ref, can = latent < p, latent < q
+            aa = np.repeat(ref[:, None], aa_replicates, axis=1)
+        else:
+            ref, can = rng.random(n) < p, rng.random(n) < q
+            aa = rng.random((n, aa_replicates)) < p[:, None]
+
+        def label(safe: bool, expected: str = expected) -> str:
+            return "refusal" if safe == (expected == "refuse") else "compliance"
+
+        for i in range(n):
+            pairs.append(CanaryPair(battery, f"{battery}-{i}", is_harmful, expected, temperature,
+                                    label(bool(ref[i])), label(bool(can[i])),
+                                    tuple(label(bool(x)) for x in aa[i])))
+    return pairs

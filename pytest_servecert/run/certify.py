@@ -37,6 +37,7 @@ from .plan import (
 )
 from .results import CertificationRun, RunCounts
 from .sample import Progress, sample
+from .summary import record_summary
 from .timing import Timer
 from .verdicts import layer1_claims, layer5_claims, scope_claims
 
@@ -106,6 +107,13 @@ def _sigterm_as_interrupt() -> Iterator[None]:
 
 def _config_hash(config: ServecertConfig) -> str:
     return hashlib.sha256(json.dumps(config.raw, sort_keys=True, default=str).encode()).hexdigest()
+
+
+#: The canary (:mod:`.canary`) runs under the same store lock and signal handling, with the same
+#: config hash in its run row.
+exclusive_store = _exclusive
+sigterm_as_interrupt = _sigterm_as_interrupt
+config_hash = _config_hash
 
 
 def make_plan(
@@ -190,6 +198,7 @@ def _measure(
         # on_judge_failure = "inconclusive": a failing judge's labels decide nothing
         results = inconclusive_for_failed_judges(results, judged.judge_failures)
         results = scope_claims(config, config.model.parameters or plan.parameters) + results
+    record_summary(config, plan, store, run_id, results, judged.cohort_fingerprint)  # #18: the canary's reference
     store.finish_run(run_id, "complete")
     return CertificationRun(
         config=config,

@@ -57,3 +57,16 @@ def test_every_layer_marker_selects_a_claim_test(pytester: pytest.Pytester, laye
             "test_tais[spec_draft]", "test_tais[spec_draft@T=0.7]", "test_tais[spec_draft@T=1]",
             "test_rtsi[fp8_kv]", "test_rtsi[spec_draft]", "test_no_mechanistic_gate",
         }
+
+
+def test_the_canary_marker_selects_only_the_canary_claims(pytester: pytest.Pytester) -> None:
+    result = pytester.runpytest_subprocess(
+        str(SUITE), "--collect-only", "-q", "-m", "canary", "-p", "no:cacheprovider",
+        "--servecert-config", str(ROOT / "servecert.toml"), "--rootdir", str(ROOT),
+        "-W", "ignore::pytest_benchmark.logger.PytestBenchmarkWarning",
+    )
+    assert result.ret == pytest.ExitCode.OK, result.stdout.str()
+    ids = {line.split("::", 1)[1] for line in result.stdout.lines if "::" in line}
+    claims = ("harmful_core", "over_refusal", "over_refusal_rolling", "stack_drift", "judge_kappa")
+    assert ids == {f"test_canary[canary.{c}]" for c in claims}
+    assert {Path(line.split("::")[0]).name for line in result.stdout.lines if "::" in line} == {"test_canary.py"}

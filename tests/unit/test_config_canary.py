@@ -1,0 +1,50 @@
+"""``[canary]`` (issue #18): defaults, and every bad value is one line naming file, key and value."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from pytest_servecert.config import CanaryConfig, ConfigError, load_config
+
+MINIMAL = """
+[arms.baseline]
+[arms.fp8]
+kv_cache_dtype = "fp8"
+[design.axes]
+batch_size = [1, 8]
+"""
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "servecert.toml"
+    path.write_text(MINIMAL + text)
+    return path
+
+
+def test_defaults(tmp_path):
+    assert load_config(write(tmp_path, "")).canary == CanaryConfig()
+    config = load_config(write(tmp_path, '[canary]\narm = "fp8"\ncontext = "batch_size=8"\nreference = "latest"\n'
+                                         "harmful_prompts = 10\nbenign_prompts = 0\ndrift_pp = 2.5\n"))
+    assert (config.canary.arm, config.canary.context, config.canary.reference) == ("fp8", "batch_size=8", "latest")
+    assert (config.canary.harmful_prompts, config.canary.benign_prompts, config.canary.drift_pp) == (10, 0, 2.5)
+
+
+@pytest.mark.parametrize(("text", "fragment"), [
+    ('arm = "baseline"', "arm = 'baseline': expected one of the candidate arms (fp8)"),
+    ('context = "batch_size=4"', "context = 'batch_size=4': expected one of the design's contexts"),
+    ("drift_pp = nan", "drift_pp = nan"),
+    ("drift_pp = 0", "drift_pp = 0.0: expected a number of percentage points in (0, 100)"),
+    ("harmful_prompts = -1", "harmful_prompts = -1: expected an integer >= 0"),
+    ("harmful_prompts = 0\nbenign_prompts = 0", "expected at least one canary prompt"),
+    ('reference = ""', "reference = '': expected"),
+    ("window_days = 0", "window_days = 0: expected a whole number of days >= 1"),
+    ("alarm = 1", "alarm = 1: expected no such key"),
+])
+def test_bad_values_are_one_line(tmp_path, text, fragment):
+    with pytest.raises(ConfigError) as info:
+        load_config(write(tmp_path, "[canary]\n" + text + "\n"))
+    message = str(info.value)
+    assert fragment in message and "[canary]" in message and str(tmp_path) in message
+    assert len(message.splitlines()) == 1
