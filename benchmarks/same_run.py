@@ -15,13 +15,15 @@ import argparse
 import json
 import sqlite3
 import sys
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
 #: Certificate keys that name a run rather than describe what it measured.
 RUN_SPECIFIC = {"run_id", "created_at", "started_at", "finished_at", "generated_at", "seconds",
                 "wall_seconds", "phases", "timings", "start_seconds", "pid", "log_path", "versions",
-                "config_path", "store", "report_dir", "argv", "path", "base_url", "port"}
+                "config_path", "store", "report_dir", "argv", "path", "base_url", "port", "code_sha",
+                "start_s", "created"}
 
 
 def answers(run: Path) -> dict[tuple[str, ...], str | None]:
@@ -77,6 +79,9 @@ def main(argv: list[str] | None = None) -> int:
     common = set(a) & set(b)
     equal = sum(a[k] == b[k] for k in common)
     print(f"answers: {len(a)} before, {len(b)} after, {len(common)} in both, {equal} identical text")
+    groups = Counter((k[0][:12], k[1]) for k in common if a[k] != b[k])
+    for (arm, context), n in sorted(groups.items()):
+        print(f"  differ: arm {arm}… context {context}: {n}")
     same &= equal == len(common) == len(a) == len(b)
     la, lb = labels(args.before), labels(args.after)
     common_l = set(la) & set(lb)
