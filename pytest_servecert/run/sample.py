@@ -9,6 +9,7 @@ Nothing here judges or counts pairs.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from concurrent.futures import wait
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -112,8 +113,7 @@ def sample(
                     ))
 
             outcomes.append(_sample_group(group, pool, store, run_id, progress, timer, devices, overlap))
-        for thread in prefetches:
-            thread.join()  # a boot nobody waited for still counts
+        wait(prefetches)  # a boot nobody waited for still counts
         boots, failed_boots = pool.boots, pool.failed_boots
     not_run: dict[tuple[str, str], str] = {}
     for o in outcomes:

@@ -12,6 +12,11 @@ on small machines use ``max_live=1`` or ``2`` and order the work by spec. A serv
 was stopped this way is booted again on its next :meth:`~ServerPool.get` (``boots`` then
 exceeds the number of distinct specs), and a handle obtained earlier is no longer usable.
 
+:meth:`~ServerPool.prefetch` boots a spec in the background (boot overlap). It always boots on
+the pool's one long-lived boot thread: servers get ``PR_SET_PDEATHSIG``, which fires when the
+*thread* that spawned them exits, so a server booted on a short-lived thread would be stopped
+the moment that thread returned.
+
 Usage::
 
     with ServerPool(max_live=2) as pool:
@@ -24,6 +29,7 @@ from __future__ import annotations
 import threading
 from collections import OrderedDict
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from types import TracebackType
 from typing import Any, Self
 
@@ -77,6 +83,8 @@ class ServerPool:
         self.failed_boots = 0
         #: Servers stopped to respect ``max_live``.
         self.evictions = 0
+        # Lives until close(): the servers it spawned die with it (see the module docstring).
+        self._boot_thread: ThreadPoolExecutor | None = None
 
     def get(self, spec: ServerSpec) -> Server:
         """The running server for ``spec``, booting it first if needed.
@@ -118,6 +126,27 @@ class ServerPool:
             self._live[fp] = server
             return server
 
+    def prefetch(self, specs: list[ServerSpec]) -> Future[None]:
+        """Boot ``specs`` in the background, one after another, on the pool's boot thread.
+
+        A failed start is remembered as by :meth:`get` (and raised by the ``get`` that needs
+        it); the future itself never fails, so nobody has to wait for it.
+        """
+
+        def boot() -> None:
+            for spec in specs:
+                try:
+                    self.get(spec)
+                except (ServerStartError, ServerDiedError, RuntimeError):  # remembered / pool closed
+                    return
+
+        with self._lock:
+            if self._closed:
+                raise RuntimeError("ServerPool is closed")
+            if self._boot_thread is None:
+                self._boot_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="servecert-boot")
+            return self._boot_thread.submit(boot)
+
     def failure(self, spec: ServerSpec) -> ServerStartError | None:
         """The remembered start failure of ``spec``, if any."""
         return self._failed.get(spec.fingerprint)
@@ -140,12 +169,15 @@ class ServerPool:
             self._closed = True
             servers = list(self._live.values())
             self._live.clear()
+            boot_thread, self._boot_thread = self._boot_thread, None
         errors: list[BaseException] = []
         for server in servers:
             try:
                 server.stop()
             except BaseException as exc:  # noqa: BLE001 - stop the others first
                 errors.append(exc)
+        if boot_thread is not None:
+            boot_thread.shutdown(wait=False)  # its servers are stopped; a boot in progress sees the pool closed
         if errors:
             raise errors[0]
 

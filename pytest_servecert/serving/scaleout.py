@@ -15,13 +15,13 @@ Requests in flight are the ``batch_size`` axis; over replicas, ``batch_size`` pe
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable, Sequence
+from concurrent.futures import Future
 from dataclasses import replace
 from typing import Any
 
 from .endpoint import DeploymentMismatchError, EndpointSpec, plan_deployment
-from .engine import ServerStartError, ServingError
+from .engine import ServerStartError
 from .replicas import ReplicaPool
 
 __all__ = [
@@ -121,12 +121,13 @@ def replica_counts(server: Any) -> tuple[dict[str, Any], ...]:
 def boot_next(
     pool: Any, current: Any, rest: Sequence[Any], has_work: Callable[[Any], bool], *, max_live: int,
     devices: Sequence[str] = (), progress: Progress,
-) -> list[threading.Thread]:
+) -> list[Future[None]]:
     """Boot overlap: while ``current`` samples, boot the next booted group that has work.
 
     Only when both fit in ``max_live`` (the pool evicts the least recently used server, never
-    the one sampling now). A failed boot is remembered by the pool and reported when its
-    group's turn comes, exactly as without overlap.
+    the one sampling now). The boot runs on the pool's long-lived boot thread
+    (:meth:`~.pool.ServerPool.prefetch`). A failed boot is remembered by the pool and reported
+    when its group's turn comes, exactly as without overlap.
     """
     nxt = next((g for g in rest if g.spec.engine != "endpoint" and has_work(g)), None)
     if nxt is None:
@@ -137,15 +138,5 @@ def boot_next(
     live = {s.spec.fingerprint for s in pool.live()}
     if all(s.fingerprint in live for s in specs):
         return []
-
-    def boot() -> None:
-        for spec in specs:
-            try:
-                pool.get(spec)
-            except (ServingError, RuntimeError):  # remembered by the pool / the pool closed
-                return
-
     progress(f"servecert: booting {nxt.spec.label} while {current.spec.label} samples")
-    thread = threading.Thread(target=boot, name="servecert-boot-overlap", daemon=True)
-    thread.start()
-    return [thread]
+    return [pool.prefetch(specs)]

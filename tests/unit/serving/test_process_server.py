@@ -251,3 +251,20 @@ def test_own_workdir_is_removed_after_a_clean_stop_and_kept_after_a_failure() ->
     import shutil
 
     shutil.rmtree(info.value.log_path.parent)
+
+
+def test_a_server_booted_in_the_background_outlives_the_boot(tmp_path: Path) -> None:
+    """Boot overlap on real processes: PR_SET_PDEATHSIG fires when the spawning *thread* exits,
+    so the pool boots on a thread that lives until it closes (a boot on a short-lived thread
+    stopped every pre-booted vLLM server of the main job one second after it was ready)."""
+    from pytest_servecert.serving.pool import ServerPool
+
+    spec = ServerSpec("fake", "/m", args=("serve",), served_model_name="fake")
+    with ServerPool(factory=lambda s, **o: FakeServer(s, workdir=tmp_path, start_timeout_s=30)) as pool:
+        pool.prefetch([spec]).result(timeout=60)
+        (server,) = pool.live()
+        time.sleep(1.0)  # a SIGTERM from the parent-death signal would have arrived by now
+        assert server.alive(), server.death_reason()
+        assert pool.get(spec) is server and pool.boots == 1
+        pgid = server.pid
+    assert pgid is not None and not group_alive(pgid)  # close() still stops it

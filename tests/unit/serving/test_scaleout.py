@@ -75,9 +75,9 @@ def test_the_next_group_boots_while_the_current_one_samples():
     a, b, c = group("a"), group("b", "--x"), group("c", "--y")
     with ServerPool(factory=Fake, max_live=2) as pool:
         open_server(pool, a)
-        threads = boot_next(pool, a, [b, c], lambda g: g is not b, max_live=2, progress=lambda m: None)
-        for t in threads:
-            t.join()
+        futures = boot_next(pool, a, [b, c], lambda g: g is not b, max_live=2, progress=lambda m: None)
+        for f in futures:
+            f.result()
         assert [s.label for s in Fake.started] == ["a", "c"]  # b has no work: skipped
         assert {s.spec.label for s in pool.live()} == {"a", "c"}
         assert boot_next(pool, a, [c], lambda g: True, max_live=2, progress=lambda m: None) == []  # already live
@@ -94,8 +94,8 @@ def test_a_failed_overlapped_boot_is_reported_when_its_turn_comes():
     a, bad = group("a"), group("bad", "--fail")
     with ServerPool(factory=Fake, max_live=2) as pool:
         open_server(pool, a)
-        for t in boot_next(pool, a, [bad], lambda g: True, max_live=2, progress=lambda m: None):
-            t.join()
+        for f in boot_next(pool, a, [bad], lambda g: True, max_live=2, progress=lambda m: None):
+            f.result()
         with pytest.raises(ServerStartError, match="cannot start"):
             open_server(pool, bad)
         assert pool.boots == 2 and pool.failed_boots == 1  # not booted twice
