@@ -9,7 +9,10 @@ N x the single-replica figure (target >= 0.9), median of ``--repeats`` runs.
 
 Each stand-in is its own process. A stand-in measures the pool's own overhead (client, balancing,
 failover bookkeeping); a real server's throughput is the engine's and is measured by
-benchmarks/sampler_throughput.py.
+benchmarks/sampler_throughput.py. The last column is the same Sampler sending the same number of
+requests in flight straight to ONE stand-in, without a pool: the client's own ceiling on this
+machine (httpx spends ~4 ms of CPU per response in one event loop), which no pool can exceed;
+``pool / direct`` is what the pool itself costs.
 
 Usage::
 
@@ -63,6 +66,22 @@ def responses_per_s(n: int, *, latency: float, requests: int, per_replica: int) 
             proc.wait()
 
 
+def direct_responses_per_s(in_flight: int, *, latency: float, requests: int) -> float:
+    """The Sampler straight to one stand-in at ``in_flight`` (no pool): the client's ceiling."""
+    procs, urls = start_standins(1, latency)
+    try:
+        sampler = Sampler(urls[0], "standin", progress=False)
+        reqs = [ChatRequest(key=f"k{i}", prompt=f"prompt {i}", max_tokens=8) for i in range(requests)]
+        t0 = time.perf_counter()
+        if not all(r.ok for r in sampler.sample_sync(reqs, concurrency=in_flight)):
+            raise SystemExit("direct: requests failed")
+        return requests / (time.perf_counter() - t0)
+    finally:
+        for proc in procs:
+            proc.terminate()
+            proc.wait()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--latency", type=float, default=0.05)
@@ -76,18 +95,23 @@ def main() -> None:
             for _ in range(args.repeats)]
         for n in args.replicas
     }
+    direct = {
+        n: statistics.median(direct_responses_per_s(n * args.per_replica, latency=args.latency,
+                                                    requests=args.requests) for _ in range(args.repeats))
+        for n in args.replicas
+    }
     rates = {n: statistics.median(r for r, _ in got) for n, got in runs.items()}
     cpu_ms = {n: statistics.median(c for _, c in got) for n, got in runs.items()}
     single = rates[args.replicas[0]] / args.replicas[0]
     print(f"latency {args.latency * 1000:.0f} ms, {args.per_replica} in flight per replica, "
           f"{args.requests} requests per run, median of {args.repeats}")
     print(f"{'replicas':>8} {'responses/s':>12} {'ratio to N x single':>20} {'client CPU ms/resp':>19}"
-          f"  target >= {TARGET}")
+          f" {'direct, same in flight':>23} {'pool / direct':>14}  target >= {TARGET}")
     ok = True
     for n, rate in rates.items():
         ratio = rate / (n * single)
         ok &= ratio >= TARGET
-        print(f"{n:>8} {rate:>12.1f} {ratio:>20.2f} {cpu_ms[n]:>19.1f}")
+        print(f"{n:>8} {rate:>12.1f} {ratio:>20.2f} {cpu_ms[n]:>19.1f} {direct[n]:>23.1f} {rate / direct[n]:>14.2f}")
     print("PASS" if ok else "BELOW TARGET", f"(load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs)")
 
 

@@ -250,14 +250,19 @@ def _manifest_dir(manifest_dir: str | os.PathLike[str] | None) -> Path:
     raise BatteryError(f"no battery manifests found (tried: {tried}); set {MANIFEST_DIR_ENV}")
 
 
+def read_manifest(path: Path, error: type[ServecertError]) -> dict[str, Any]:
+    """One TOML manifest (batteries here, calibration corpora too); a broken one is ``error``."""
+    try:
+        return tomllib.loads(path.read_text(encoding="utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise error(f"{path}: not a valid TOML manifest ({exc})") from None
+
+
 def _registry(manifest_dir: Path) -> dict[str, tuple[Path, str, dict[str, Any], dict[str, Any]]]:
     """Battery name → (manifest path, name, group table, battery table)."""
     registry: dict[str, tuple[Path, str, dict[str, Any], dict[str, Any]]] = {}
     for path in sorted(manifest_dir.glob("*.toml")):
-        try:
-            doc = tomllib.loads(path.read_text(encoding="utf-8"))
-        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-            raise BatteryError(f"{path}: not a valid TOML manifest ({exc})") from None
+        doc = read_manifest(path, BatteryError)
         batteries = doc.get("batteries")
         if not isinstance(batteries, dict) or not batteries:
             raise BatteryError(f"{path}: expected at least one [batteries.<name>] table")

@@ -37,7 +37,6 @@ import hashlib
 import json
 import os
 import re
-import tomllib
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -45,7 +44,7 @@ from typing import Any
 
 import httpx
 
-from .batteries import default_cache_dir, download_pinned, read_records
+from .batteries import default_cache_dir, download_pinned, read_manifest, read_records
 from .errors import ServecertError
 
 __all__ = [
@@ -180,10 +179,7 @@ def _manifest_dir() -> Path:
 def _registry() -> dict[str, tuple[Path, dict[str, Any]]]:
     out: dict[str, tuple[Path, dict[str, Any]]] = {}
     for path in sorted(_manifest_dir().glob("*.toml")):
-        try:
-            doc = tomllib.loads(path.read_text(encoding="utf-8"))
-        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-            raise CalibrationError(f"{path}: not a valid TOML manifest ({exc})") from None
+        doc = read_manifest(path, CalibrationError)
         cid = doc.get("corpus")
         if not isinstance(cid, str) or not cid:
             raise CalibrationError(f"{path}: expected a top-level corpus = \"<id>\"")
