@@ -48,6 +48,13 @@ def wilson_interval(k: int, n: int, alpha: float = 0.05) -> ProportionInterval:
 def newcombe_difference(k1: int, n1: int, k2: int, n2: int, alpha: float = 0.05) -> DifferenceInterval:
     """Newcombe's hybrid score interval for ``k1/n1 − k2/n2`` (independent samples).
 
+    Returns
+    -------
+    DifferenceInterval
+        The difference and its two-sided ``1 − alpha`` interval.
+
+    Notes
+    -----
     Computed by statsmodels ``confint_proportions_2indep(..., method="newcomb",
     compare="diff")`` (Newcombe 1998, method 10): the two Wilson intervals combined; it stays
     inside [−1, 1] and keeps its coverage at rates near 0 or 1, where the Wald interval does not.
