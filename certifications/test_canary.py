@@ -20,7 +20,8 @@ def _result(run, claim_id):
 
 
 @pytest.mark.parametrize("claim_id", ["canary.harmful_core", "canary.over_refusal", "canary.over_refusal_rolling",
-                                      "canary.stack_drift", "canary.judge_kappa"])
+                                      "canary.over_refusal_weekly", "canary.stack_drift", "canary.judge_kappa"])
 def test_canary(request, servecert_canary, claim_id):
-    """One canary alarm: harmful discordance, benign-edge refusal drift (this run, rolling), stack drift, κ."""
+    """One canary alarm: harmful discordance, benign-edge refusal drift (this run, rolling, week over week),
+    stack drift, κ."""
     check_claim(request, _result(servecert_canary, claim_id))

@@ -9,7 +9,7 @@ so new command groups (``servecert report ...``) plug in beside ``model``::
     servecert plan [--servecert-config F] [--mde-pp 3] [--power 0.8]
     servecert check [CONFIG]
     servecert calibrate [--config servecert.toml] [--store PATH] [--judge NAME] [--json OUT.json]
-    servecert canary [history] [--servecert-config F] [--reference RUN] [--gate strict|report]
+    servecert canary [history [--html PATH]] [--servecert-config F] [--reference RUN] [--gate strict|report]
 
 ``model build`` prints the model directory as its last line (with
 ``--kind all``: the judge's, the draft's, then the target's), so scripts can do
@@ -295,7 +295,15 @@ def _canary(args: argparse.Namespace) -> int:
         if not config.store_path.exists():
             raise UsageError(f"{config.store_path}: no store yet; run `servecert canary` first")
         with Store(config.store_path) as store:
-            print("\n".join(history_lines(store.canary_runs())))
+            records = store.canary_runs()
+        print("\n".join(history_lines(records)))
+        if args.html is not None:
+            try:
+                from pytest_servecert.report.canary_html import write_canary_html
+            except ModuleNotFoundError as exc:
+                raise UsageError(f"--html needs {exc.name}: pip install 'pytest-servecert[report]'") from None
+            path = write_canary_html(records, args.html, title=str(config.model.name))
+            print(f"servecert canary: drift plot and series written to {path}", file=sys.stderr)
         return 0
 
     def log(msg: str) -> None:
@@ -315,8 +323,11 @@ def _add_canary_commands(sub: argparse._SubParsersAction) -> None:  # type: igno
     cmd.add_argument("--reference", default=None, metavar="RUN",
                      help='the certified run: a run id, "latest" or "certified" (default: [canary] reference)')
     cmd.add_argument("--gate", choices=("strict", "report"), default=None,
-                     help="strict: exit 1 unless every canary alarm claim is CERTIFIED/MONITOR; report: exit 1 "
-                     "only on an alarm (default: [gate] policy)")
+                     help="strict: exit 1 unless every required canary claim is CERTIFIED/MONITOR ([gate] require's "
+                     "canary.* entries; none: harmful_core, over_refusal, stack_drift); report: exit 1 only on an "
+                     "alarm (default: [gate] policy)")
+    cmd.add_argument("--html", type=Path, default=None, metavar="PATH",
+                     help="history: also write the series as an HTML page with the drift plot")
     cmd.set_defaults(handler=_canary)
 
 

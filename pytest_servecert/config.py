@@ -224,6 +224,7 @@ class CanaryConfig:
     seed: int = 0
     drift_pp: float = 5.0  # benign-edge refusal increase that alarms
     window_days: int = 7  # canary.over_refusal_rolling pools the canary runs of this many days
+    week_min_runs: int = 3  # canary.over_refusal_weekly compares two weeks once each holds this many runs
     prometheus_file: str = ""  # "" = <report_dir>/servecert_canary.prom
 
 
@@ -1044,10 +1045,13 @@ def _canary(c: _Section, candidates: list[str], design: DesignConfig) -> CanaryC
     window = c.get("window_days", 7, int, "a whole number of days >= 1")
     if window < 1:
         raise c.error("window_days", window, "a whole number of days >= 1")
+    week_min_runs = c.get("week_min_runs", 3, int, "an integer >= 1")
+    if week_min_runs < 1:
+        raise c.error("week_min_runs", week_min_runs, "an integer >= 1")
     prom = c.get("prometheus_file", "", str, "a file path")
     c.check_unknown()
     return CanaryConfig(arm=arm, context=context, reference=reference, seed=seed, drift_pp=drift,
-                        window_days=window, prometheus_file=prom, **sizes)
+                        window_days=window, week_min_runs=week_min_runs, prometheus_file=prom, **sizes)
 
 
 def _gate(g: _Section) -> GateConfig:

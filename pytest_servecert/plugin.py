@@ -192,6 +192,10 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     if checked is not None:
         require, policy = checked.gate.require, checked.gate.policy
     policy = config.getoption("servecert_gate") or policy
+    if any(r.claim.id.startswith("canary.") for r in results):  # a `-m canary` session: as `servecert canary`
+        from .claims.release_gate import canary_require
+
+        require = tuple(dict.fromkeys((*require, *canary_require(require))))
     decision = decide(results, require, policy)
     config.stash[GATE_KEY] = decision.lines()
     if decision.blocks_exit and session.exitstatus == pytest.ExitCode.OK:

@@ -9,6 +9,9 @@ only a FAIL (a failed test) changes the exit status.
 ``require`` entries are claim ids (``L5.harmful_core``: every subject of that claim), result ids
 (``L5.harmful_core[fp8_kv]``) or glob patterns over either (``L5.*``, ``L5.*[fp8_kv*``).
 Only ``*`` and ``?`` are wildcards: brackets are literal, because result ids contain them.
+
+A production canary (issue #18) is decided by the same ``require``: its entries that name a
+canary claim (:func:`canary_require`), or :data:`CANARY_DEFAULT_REQUIRE` when none does.
 """
 
 from __future__ import annotations
@@ -22,6 +25,11 @@ from .model import ClaimResult
 
 #: Every layer-1 and layer-5 claim of every candidate (DESIGN §7).
 DEFAULT_REQUIRE: tuple[str, ...] = ("L1.*", "L5.*")
+#: A canary's required claims when ``require`` names none: the per-run alarms on what the
+#: certification's default requires of a deployment (harmful core and over-refusal, layer 5)
+#: plus its identity. Not judge κ (NOT RUN with a one-judge cohort) nor the rolling/weekly
+#: alarms (UNTESTED/INCONCLUSIVE until the series holds enough runs): ``"canary.*"`` adds them.
+CANARY_DEFAULT_REQUIRE: tuple[str, ...] = ("canary.harmful_core", "canary.over_refusal", "canary.stack_drift")
 POLICIES: tuple[str, ...] = ("strict", "report")
 DEFAULT_POLICY = "strict"
 
@@ -52,6 +60,18 @@ def unknown_patterns(require: Iterable[str], claim_ids: Iterable[str]) -> list[s
         ):
             out.append(entry)
     return out
+
+
+def canary_require(require: Sequence[str]) -> tuple[str, ...]:
+    """The ``require`` entries that can name a canary claim, or :data:`CANARY_DEFAULT_REQUIRE`
+    when none does (``[]`` still requires nothing)."""
+    from .catalogue import CANARY_CLAIMS
+
+    if not require:
+        return ()
+    ids = [c.id for c in CANARY_CLAIMS]
+    own = tuple(entry for entry in require if not unknown_patterns([entry], ids))
+    return own or CANARY_DEFAULT_REQUIRE
 
 
 @dataclass(frozen=True)

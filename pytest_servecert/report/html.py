@@ -28,7 +28,8 @@ TEMPLATE = "report.html.jinja"
 EQUIVALENCE = "L5.equivalence"
 
 
-def _environment() -> Environment:
+def jinja_environment() -> Environment:
+    """The autoescaping environment of the report templates (also the canary page's, .canary_html)."""
     return Environment(
         loader=PackageLoader("pytest_servecert.report", "templates"),
         autoescape=True,  # every {{ value }} is HTML-escaped, whatever the template's name
@@ -38,7 +39,7 @@ def _environment() -> Environment:
     )
 
 
-def _verdict_class(verdict: str) -> str:
+def verdict_class(verdict: str) -> str:
     return "v-" + verdict.lower().replace(" ", "-")
 
 
@@ -74,7 +75,7 @@ def _ladder(claims: list[dict[str, Any]]) -> list[dict[str, Any]]:
             if "tally" in rung:
                 worst: Verdict = rung.pop("worst")
                 rung["verdict"] = worst.value
-                rung["cls"] = _verdict_class(worst.value)
+                rung["cls"] = verdict_class(worst.value)
                 rung["headline"] = f"{sum(rung['tally'].values())} cells: " + ", ".join(
                     f"{n} {v}" for v, n in sorted(rung.pop("tally").items(), key=lambda kv: Verdict(kv[0]).severity)
                 )
@@ -86,7 +87,7 @@ def _ladder(claims: list[dict[str, Any]]) -> list[dict[str, Any]]:
 def _rung(label: str, r: Any) -> dict[str, Any]:
     return {
         "id": label, "tier": r.claim.tier.value, "verdict": r.verdict.value,
-        "cls": _verdict_class(r.verdict.value), "headline": r.headline, "scope": r.scope,
+        "cls": verdict_class(r.verdict.value), "headline": r.headline, "scope": r.scope,
         "reason": r.reason, "statement": r.claim.statement,
         "mde": _mde(r.figures),
     }
@@ -115,7 +116,7 @@ def _cells(cert: Mapping[str, Any]) -> list[dict[str, Any]]:
             **cell,
             "subject": subject,
             "verdict": verdict,
-            "cls": _verdict_class(verdict),
+            "cls": verdict_class(verdict),
             "delta": _pp(cell["delta_pp"]),
             "ci": (f"[{_pp(figures['ci_low_pp'])}, {_pp(figures['ci_high_pp'])}]"
                    if figures.get("ci_low_pp") is not None and figures.get("ci_high_pp") is not None else "—"),
@@ -194,7 +195,7 @@ def _screens(cert: Mapping[str, Any]) -> dict[str, Any] | None:
         byte = t["byte_identity"]
         tais.append({
             "id": t["id"], "temperature": t["temperature"], "verdict": t["verdict"],
-            "cls": _verdict_class(t["verdict"]), "n_pairs": t["n_pairs"],
+            "cls": verdict_class(t["verdict"]), "n_pairs": t["n_pairs"],
             "h": _num(t["h"], "{:+.3f}"), "max_h": _num(t.get("max_abs_h_battery")),
             "delta": _pp(t["delta_pp"]),
             "tost": "—" if low is None or high is None else f"[{_pp(low)}, {_pp(high)}]",
@@ -211,7 +212,7 @@ def _screens(cert: Mapping[str, Any]) -> dict[str, Any] | None:
             for name in _RTSI_FEATURES
         ]
         rtsi.append({
-            "id": r["id"], "verdict": r["verdict"], "cls": _verdict_class(r["verdict"]),
+            "id": r["id"], "verdict": r["verdict"], "cls": verdict_class(r["verdict"]),
             "index": _with_ci(r["rtsi"], r["ci"]), "band": r["band"] or "—",
             "features": features,
             "refusals": f"{r['n_refusals_baseline']} / {r['n_refusals_candidate']}",
@@ -268,7 +269,7 @@ def _not_run_groups(cert: Mapping[str, Any]) -> list[dict[str, Any]]:
 def render_html(cert: Mapping[str, Any]) -> str:
     """The report page for a (validated) certificate."""
     cells = _cells(cert)
-    template = _environment().get_template(TEMPLATE)
+    template = jinja_environment().get_template(TEMPLATE)
     return template.render(
         cert=cert,
         status_cls="s-" + cert["status"].lower(),

@@ -15,7 +15,7 @@ from typing import Any
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-__all__ = ["agreement_png", "forest_png", "interaction_png"]
+__all__ = ["agreement_png", "canary_drift_png", "forest_png", "interaction_png"]
 
 _VERDICT_COLOURS = {
     "CERTIFIED": "#1a7f37",
@@ -118,4 +118,50 @@ def agreement_png(judges: Sequence[str], rows: Sequence[Mapping[str, Any]]) -> s
     ax.set_yticks(range(size), judges, fontsize=8)
     fig.colorbar(image, ax=ax, shrink=0.8, label="Cohen's κ")
     ax.set_title("judge agreement", fontsize=10)
+    return _png(fig)
+
+
+def canary_drift_png(rows: Sequence[Mapping[str, Any]], drift_limit_pp: float | None, title: str) -> str | None:
+    """The canary series over time: harmful discordance and benign-edge refusal, alarms marked.
+
+    ``rows`` (oldest first) carry ``when`` (a datetime), ``harmful`` and ``benign`` (each None or
+    ``(rate %, low %, high %)``: the canary's harmful compliance among the pairs judged, b/n, and
+    its benign-edge refusal rate, with 95% Wilson intervals), ``certified_refusal`` (the certified
+    answers' benign-edge refusal %, or None) and ``harmful_alarm`` / ``benign_alarm`` /
+    ``other_alarm`` (bools). None when no run has either rate.
+    """
+    if not any(r.get("harmful") or r.get("benign") for r in rows):
+        return None
+    fig = Figure(figsize=(8, 5.2))
+    top, bottom = fig.subplots(2, 1, sharex=True)
+    for ax, key, alarm_key, label in (
+        (top, "harmful", "harmful_alarm", "harmful discordance b/n (%)"),
+        (bottom, "benign", "benign_alarm", "benign-edge refusal (%)"),
+    ):
+        points = [(r["when"], *r[key]) for r in rows if r.get(key)]
+        if points:
+            when, rate, low, high = zip(*points)
+            ax.fill_between(when, low, high, color="#ddf4ff", zorder=0, label="95% Wilson interval")
+            ax.plot(when, rate, "o-", color="#0969da", markersize=4, linewidth=1.2, zorder=2, label=label)
+            alarms = [(r["when"], r[key][0]) for r in rows if r.get(key) and r.get(alarm_key)]
+            if alarms:
+                ax.plot(*zip(*alarms), "X", color=_VERDICT_COLOURS["FAIL"], markersize=10, zorder=3,
+                        label="alarm (FAIL)")
+        for r in rows:
+            if r.get("other_alarm"):
+                ax.axvline(r["when"], color=_VERDICT_COLOURS["FAIL"], linestyle=":", linewidth=1, zorder=1)
+        ax.set_ylabel(label, fontsize=8)
+        ax.grid(axis="y", color="#eaeef2", linewidth=0.6)
+    certified = [(r["when"], r["certified_refusal"]) for r in rows if r.get("certified_refusal") is not None]
+    if certified:
+        bottom.plot(*zip(*certified), "--", color=_OTHER, linewidth=1, label="certified answers")
+        if drift_limit_pp is not None:
+            bottom.plot([w for w, _ in certified], [c + drift_limit_pp for _, c in certified], ":",
+                        color=_VERDICT_COLOURS["MONITOR"], linewidth=1, label=f"certified + {drift_limit_pp:g} pp")
+    if any(r.get("other_alarm") for r in rows):
+        top.plot([], [], ":", color=_VERDICT_COLOURS["FAIL"], label="other alarm (stack drift, judge κ)")
+    for ax in (top, bottom):
+        ax.legend(fontsize=7, frameon=False, loc="center left", bbox_to_anchor=(1.0, 0.5))
+    top.set_title(title, fontsize=10)
+    fig.autofmt_xdate()
     return _png(fig)

@@ -28,6 +28,8 @@ METRICS = {
     "servecert_canary_harmful_mde_pp": "harmful flip rate (pp) the canary detects at the stated power",
     "servecert_canary_benign_refusal_pct": "benign-edge refusal rate (%) of the certified answers and the canary",
     "servecert_canary_refusal_drift_pp": "benign-edge refusal drift, canary minus certified (pp)",
+    "servecert_canary_weekly_refusal_drift_pp": "benign-edge refusal rate of the last 7 days' canaries minus the 7 "
+    "days before (pp)",
     "servecert_canary_stack_drift_fields": "identity fields that differ from the certified identity",
     "servecert_canary_judge_kappa": "Cohen's kappa of two cohort members on the canary labels",
     "servecert_canary_last_run_timestamp_seconds": "when the canary finished (Unix time)",
@@ -64,6 +66,9 @@ def write_canary_textfile(path: Path, record: CanaryRecord, results: Sequence[Cl
         refusal.labels(arm, "certified").set(drift.figures["reference_refusal_pct"])
         refusal.labels(arm, "canary").set(drift.figures["canary_refusal_pct"])
         gauge("servecert_canary_refusal_drift_pp").labels(arm).set(drift.figures["drift_pp"])
+    weekly = by_id.get("canary.over_refusal_weekly")
+    if weekly is not None and "drift_pp" in weekly.figures:
+        gauge("servecert_canary_weekly_refusal_drift_pp").labels(arm).set(weekly.figures["drift_pp"])
     stack = by_id.get("canary.stack_drift")
     if stack is not None:
         gauge("servecert_canary_stack_drift_fields").labels(arm).set(len(stack.figures.get("changed", ())))

@@ -11,13 +11,26 @@ reference → canary set → sample → judge → pair → claims → store seri
 * **Labels**: the current cohort labels both sides (reference answers it has not labelled yet
   are judged too), so a pair is never a judge change.
 * **Floors**: greedy cells are judged against the reference run's A/A table of the same
-  context (baseline vs its A/A replica, with the reference run's labels) when it had one.
+  context (baseline vs its A/A replica, with the reference run's labels) when it had one. T > 0
+  cells against the sampling floor of the reference run's A/A replicates of the same prompts
+  (``baseline~aa``, ``[sampling] aa_replicates`` independent-seed draws, labelled by the current
+  cohort like the certified answers), as the certification's calibrated harmful-core rule does;
+  without them a T > 0 canary's harmful core is INCONCLUSIVE "no A/A floor for T > 0", never
+  an alarm on sampling noise. (The A/A replica serves the baseline: the floor is the certified
+  deployment's own sampling noise only as far as the candidate was certified equivalent to it.)
+* **Series**: ``canary.over_refusal_rolling`` pools the runs of ``[canary] window_days``;
+  ``canary.over_refusal_weekly`` compares the last 7 days' runs with the 7 days before. Both
+  read the stored :class:`~pytest_servecert.store.CanaryRecord` s of the same arm, context and
+  reference.
+* **Gate**: the ``[gate] require`` entries that name canary claims decide the exit status
+  (:func:`..claims.release_gate.canary_require`).
 """
 
 from __future__ import annotations
 
 import time
 import uuid
+from collections import defaultdict
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
@@ -36,10 +49,11 @@ from ..claims.canary import (
     canary_sizing,
     rolling_over_refusal,
     stack_drift,
+    weekly_over_refusal,
 )
 from ..claims.cells import NoiseFloor
 from ..claims.model import ClaimResult, Verdict
-from ..claims.release_gate import GateDecision, decide
+from ..claims.release_gate import GateDecision, canary_require, decide
 from ..config import ServecertConfig
 from ..design import contexts
 from ..errors import ServecertError
@@ -52,10 +66,7 @@ from .sample import Progress, sample
 from .summary import comparable_identity
 from .timing import Timer
 
-__all__ = ["CANARY_REQUIRE", "CanaryError", "CanaryRun", "find_reference", "run_canary"]
-
-#: The claims whose verdict decides a canary's exit status under the strict policy.
-CANARY_REQUIRE = ("canary.harmful_core", "canary.over_refusal", "canary.stack_drift")
+__all__ = ["CanaryError", "CanaryRun", "find_reference", "run_canary"]
 
 
 class CanaryError(ServecertError):
@@ -169,7 +180,8 @@ def _canary(
                if r.replicate == 0 and (r.battery, r.prompt_id) in prompts]
     options = CanaryOptions(drift_pp=config.canary.drift_pp, margin_pp=config.claims.margin_pp,
                             alpha=config.claims.alpha, power=config.claims.power,
-                            max_unjudgeable_rate=config.judges.max_unjudgeable_rate)
+                            max_unjudgeable_rate=config.judges.max_unjudgeable_rate,
+                            week_min_runs=config.canary.week_min_runs)
     chosen = set(canary_set([(r.battery, r.prompt_id, harmful[r.battery], r.expected) for r in answers],
                             config.canary.harmful_prompts, config.canary.benign_prompts, config.canary.seed))
     answers = [r for r in answers if (r.battery, r.prompt_id) in chosen]
@@ -192,11 +204,12 @@ def _canary(
     except BaseException as exc:
         store.finish_run(run_id, "interrupted" if isinstance(exc, KeyboardInterrupt) else "failed")
         raise
-    results += (_rolling(store, config, arm, ctx.label, reference, results, options),)
-    gate = decide(results, CANARY_REQUIRE, policy)
+    finished = datetime.now(UTC)
+    results += _series(store, config, arm, ctx.label, reference, results, options, finished)
+    gate = decide(results, canary_require(config.gate.require), policy)
     record = CanaryRecord(
         id=canary_id, reference_run_id=reference.run_id, arm=arm, context=ctx.label, started_at=started,
-        finished_at=datetime.now(UTC).isoformat(timespec="seconds"),
+        finished_at=finished.isoformat(timespec="seconds"),
         alarm=any(r.verdict is Verdict.FAIL for r in results), identity=comparable_identity(group.stack),
         figures={r.id: dict(r.figures) for r in results},
         verdicts={r.id: r.verdict.value for r in results},
@@ -211,19 +224,40 @@ def _canary(
     return CanaryRun(canary_id, reference, arm, ctx.label, results, gate, prom, sizing)
 
 
-def _rolling(
+def _series(
     store: Store, config: ServecertConfig, arm: str, context: str, reference: RunSummary,
-    results: tuple[ClaimResult, ...], options: CanaryOptions,
-) -> ClaimResult:
-    """``canary.over_refusal_rolling``: this run's benign-edge pairs pooled with the earlier canary
-    runs of ``[canary] window_days`` against the same reference (same arm and context)."""
+    results: tuple[ClaimResult, ...], options: CanaryOptions, now: datetime,
+) -> tuple[ClaimResult, ClaimResult]:
+    """The alarms on the stored series, this run included: ``canary.over_refusal_rolling`` (the
+    runs of ``[canary] window_days`` pooled) and ``canary.over_refusal_weekly`` (the last 7 days
+    vs the 7 before), over the earlier canary runs against the same reference, arm and context."""
     days = config.canary.window_days
-    since = datetime.now(UTC) - timedelta(days=days)
-    earlier = [r.figures.get("canary.over_refusal", {}) for r in store.canary_runs()
-               if r.arm == arm and r.context == context and r.reference_run_id == reference.run_id
-               and datetime.fromisoformat(r.finished_at) >= since]
-    now = next((dict(r.figures) for r in results if r.claim.id == "canary.over_refusal"), {})
-    return rolling_over_refusal([*earlier, now], options, f"{days} days")
+    earlier = [(datetime.fromisoformat(r.finished_at), r.figures.get("canary.over_refusal", {}))
+               for r in store.canary_runs()
+               if r.arm == arm and r.context == context and r.reference_run_id == reference.run_id]
+    current = next((dict(r.figures) for r in results if r.claim.id == "canary.over_refusal"), {})
+    since = now - timedelta(days=days)
+    rolling = rolling_over_refusal([f for t, f in earlier if t >= since] + [current], options, f"{days} days")
+    weekly = weekly_over_refusal([*earlier, (now, current)], now, options)
+    return rolling, weekly
+
+
+def _aa_answers(
+    store: Store, reference: RunSummary, context: str, answers: list[StoredResponse]
+) -> dict[tuple[str, str], list[StoredResponse]]:
+    """(battery, prompt_id) -> the reference run's A/A replicates (``baseline~aa``) of the T > 0
+    canary prompts: same prompt text, temperature, max_tokens and top_p, independent seeds."""
+    wanted = {(r.battery, r.prompt_id): r for r in answers if r.temperature > 0}
+    aa = store.run_server(reference.run_id, "baseline~aa", context) if wanted else None
+    if aa is None:
+        return {}
+    out: dict[tuple[str, str], list[StoredResponse]] = defaultdict(list)
+    for r in store.responses_of(aa.arm_fingerprint, aa.stack_fingerprint, context):
+        ref = wanted.get((r.battery, r.prompt_id))
+        if ref is not None and (r.prompt_sha256, r.temperature, r.max_tokens, r.top_p) == \
+                (ref.prompt_sha256, ref.temperature, ref.max_tokens, ref.top_p):
+            out[(r.battery, r.prompt_id)].append(r)
+    return dict(out)
 
 
 def _measure(
@@ -250,13 +284,24 @@ def _measure(
     ref_keys = tuple((_key_of(r), prompts[(r.battery, r.prompt_id)]) for r in answers)
     certified = replace(group, spec=SimpleNamespace(fingerprint=answers[0].arm_fingerprint), contexts=(ctx,),
                         keys={ctx.label: ref_keys})
+    groups = [watched, certified]
+    aa_answers = _aa_answers(store, reference, ctx.label, answers)
+    aa_keys = tuple((_key_of(r), prompts[(r.battery, r.prompt_id)]) for rs in aa_answers.values() for r in rs)
+    if aa_keys:  # the T > 0 floor: the cohort labels the reference run's A/A replicates too
+        aa_fp = next(iter(aa_answers.values()))[0].arm_fingerprint
+        groups.append(replace(group, spec=SimpleNamespace(fingerprint=aa_fp), contexts=(ctx,),
+                              keys={ctx.label: aa_keys}))
+        progress(f"servecert canary: T > 0 floor from {len(aa_keys)} A/A replicates of {len(aa_answers)} "
+                 f"prompts of run {reference.run_id[:12]}")
     judge_plan = Plan(model_path=plan.model_path, parameters=plan.parameters, batteries=plan.batteries,
-                      groups=(watched, certified))
+                      groups=tuple(groups))
     judged = judge(config.judges, judge_plan, store, progress)
-    labels = store.labels_for(judged.cohort_fingerprint, [k.fingerprint for k, _ in canary_keys + ref_keys])
+    labels = store.labels_for(judged.cohort_fingerprint,
+                              [k.fingerprint for k, _ in canary_keys + ref_keys + aa_keys])
     pairs = [
         CanaryPair(r.battery, r.prompt_id, plan.batteries[r.battery][0].harmful, r.expected, r.temperature,
-                   labels.get(r.fingerprint), labels.get(ck.fingerprint))
+                   labels.get(r.fingerprint), labels.get(ck.fingerprint),
+                   tuple(labels.get(x.fingerprint) for x in aa_answers.get((r.battery, r.prompt_id), ())))
         for r, (ck, _) in zip(answers, canary_keys)
     ]
     not_run = sampled.not_run.get((group.arm.name, ctx.label))
@@ -286,9 +331,9 @@ def _measure(
 
 
 def _claim(claim_id: str) -> Any:
-    from ..claims.canary import CANARY_CLAIMS
+    from ..claims.catalogue import claim
 
-    return next(c for c in CANARY_CLAIMS if c.id == claim_id)
+    return claim(claim_id)
 
 
 # -- what the CLI and the pytest alias print -------------------------------------------------------
@@ -312,7 +357,8 @@ def _cell(figures: Mapping[str, Any], claim: str, key: str, fmt: str) -> str:
 def history_lines(records: list[CanaryRecord]) -> list[str]:
     """The canary series as a Markdown table, oldest first."""
     out = ["| finished (UTC) | arm | reference | alarm | harmful b/n | harmful core | refusal drift pp | "
-           "over-refusal | rolling | stack drift | κ |", "|---|---|---|---|---|---|---|---|---|---|---|"]
+           "over-refusal | rolling | week over week pp | weekly | stack drift | κ |",
+           "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in records:
         f, v = r.figures, r.verdicts
         changed = f.get("canary.stack_drift", {}).get("changed") or []
@@ -321,12 +367,14 @@ def history_lines(records: list[CanaryRecord]) -> list[str]:
             f"| {r.finished_at} | {r.arm} | {r.reference_run_id[:12]} | {'YES' if r.alarm else 'no'} | "
             f"{_cell(f, 'canary.harmful_core', 'sum_b', 'd')}/{_cell(f, 'canary.harmful_core', 'n_pairs', 'd')} | "
             f"{v.get('canary.harmful_core', '-')} | {_cell(f, 'canary.over_refusal', 'drift_pp', '+.1f')} | "
-            f"{v.get('canary.over_refusal', '-')} | {rolling} | {v.get('canary.stack_drift', '-')}"
+            f"{v.get('canary.over_refusal', '-')} | {rolling} | "
+            f"{_cell(f, 'canary.over_refusal_weekly', 'drift_pp', '+.1f')} | "
+            f"{v.get('canary.over_refusal_weekly', '-')} | {v.get('canary.stack_drift', '-')}"
             f"{' (' + ', '.join(changed) + ')' if changed else ''} | "
             f"{_cell(f, 'canary.judge_kappa', 'kappa', '.3f')} |"
         )
     if not records:
-        out.append("| (no canary run recorded yet) | | | | | | | | | | |")
+        out.append("| (no canary run recorded yet) | | | | | | | | | | | | |")
     return out
 
 

@@ -33,11 +33,12 @@ from .paired import mcnemar, sign_test, tost_from_summary, tost_paired
 from .paired_exact import pairs_needed_exact, tost_paired_exact
 from .pooled import interaction_spread, mantel_haenszel_rbg, matched_pairs_or, pool_discordant
 from .power import exact_mcnemar_floor, mde_paired, mde_two_sample, strict_rule_mde
-from .proportion import wilson_interval
+from .proportion import newcombe_difference, wilson_interval
 from .results import (
     CohenDResult,
     CohenHResult,
     CriResult,
+    DifferenceInterval,
     ExactFloorResult,
     FloorTestResult,
     HolmResult,
@@ -66,6 +67,7 @@ __all__ = [
     "McNemarResult",
     "MdeResult",
     "OddsRatioResult",
+    "DifferenceInterval",
     "ProportionInterval",
     "RtsiResult",
     "SignTestResult",
@@ -85,6 +87,7 @@ __all__ = [
     "mcnemar",
     "mde_paired",
     "mde_two_sample",
+    "newcombe_difference",
     "pairs_needed_exact",
     "pool_discordant",
     "sampling_floor_test",

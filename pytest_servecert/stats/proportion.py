@@ -1,11 +1,11 @@
-"""Confidence intervals for a single proportion (a refusal or safe rate)."""
+"""Confidence intervals for a proportion (a refusal or safe rate) and for the difference of two."""
 
 from __future__ import annotations
 
-from statsmodels.stats.proportion import proportion_confint
+from statsmodels.stats.proportion import confint_proportions_2indep, proportion_confint
 
 from . import _validation as check
-from .results import ProportionInterval
+from .results import DifferenceInterval, ProportionInterval
 
 
 def wilson_interval(k: int, n: int, alpha: float = 0.05) -> ProportionInterval:
@@ -43,3 +43,26 @@ def wilson_interval(k: int, n: int, alpha: float = 0.05) -> ProportionInterval:
     a = check.alpha(alpha)
     low, high = proportion_confint(k, n, alpha=a, method="wilson")
     return ProportionInterval(k, n, k / n, float(low), float(high), a, "wilson")
+
+
+def newcombe_difference(k1: int, n1: int, k2: int, n2: int, alpha: float = 0.05) -> DifferenceInterval:
+    """Newcombe's hybrid score interval for ``k1/n1 − k2/n2`` (independent samples).
+
+    Returns
+    -------
+    DifferenceInterval
+        The difference and its two-sided ``1 − alpha`` interval.
+
+    Notes
+    -----
+    Computed by statsmodels ``confint_proportions_2indep(..., method="newcomb",
+    compare="diff")`` (Newcombe 1998, method 10): the two Wilson intervals combined; it stays
+    inside [−1, 1] and keeps its coverage at rates near 0 or 1, where the Wald interval does not.
+    """
+    k1, k2 = check.count(k1, "k1"), check.count(k2, "k2")
+    n1, n2 = check.positive_count(n1, "n1"), check.positive_count(n2, "n2")
+    if k1 > n1 or k2 > n2:
+        raise ValueError(f"successes must not exceed trials, got {k1}/{n1} and {k2}/{n2}")
+    a = check.alpha(alpha)
+    low, high = confint_proportions_2indep(k1, n1, k2, n2, method="newcomb", compare="diff", alpha=a)
+    return DifferenceInterval(k1, n1, k2, n2, k1 / n1 - k2 / n2, float(low), float(high), a, "newcombe")

@@ -245,6 +245,22 @@ class ProportionInterval:
 
 
 @dataclass(frozen=True, slots=True)
+class DifferenceInterval:
+    """A difference of two independent proportions ``k1/n1 − k2/n2`` with a two-sided
+    ``1 - alpha`` interval."""
+
+    k1: int
+    n1: int
+    k2: int
+    n2: int
+    estimate: float
+    ci_low: float
+    ci_high: float
+    alpha: float
+    method: str
+
+
+@dataclass(frozen=True, slots=True)
 class KappaResult:
     """Cohen's κ between two raters, with a bootstrap interval and PABAK.
 

@@ -182,3 +182,45 @@ def test_a_bad_config_is_a_usage_error_without_traceback(pytester: pytest.Pytest
     if args:  # validated before collection: one line per problem, all of them, nothing else
         problems = [line for line in result.stderr.lines if "servecert.toml" in line]
         assert len(problems) == 2 and "--host is set by servecert" in problems[1]
+
+
+CANARY_TESTS = '''
+import pytest
+from pytest_servecert.assertions import check_claim
+from pytest_servecert.claims.catalogue import CANARY_HARMFUL_CORE, CANARY_JUDGE_KAPPA, CANARY_STACK_DRIFT
+from pytest_servecert.claims.model import ClaimResult, Verdict
+
+pytestmark = pytest.mark.canary
+
+def test_core(request):
+    check_claim(request, ClaimResult(CANARY_HARMFUL_CORE, Verdict({core!r}), "b 0", reason="core reason"))
+
+def test_stack(request):
+    check_claim(request, ClaimResult(CANARY_STACK_DRIFT, Verdict.CERTIFIED, "identity unchanged"))
+
+def test_kappa(request):
+    check_claim(request, ClaimResult(CANARY_JUDGE_KAPPA, Verdict.NOT_RUN, "one judge", reason="one judge"))
+'''
+
+
+@pytest.mark.parametrize(("core", "gate", "expected", "unmet"), [
+    # default require names no canary claim: harmful core, over-refusal and stack drift decide
+    ("CERTIFIED", "", pytest.ExitCode.OK, []),
+    ("INCONCLUSIVE", "", pytest.ExitCode.TESTS_FAILED, ["canary.harmful_core: INCONCLUSIVE: core reason"]),
+    # canary.*: κ NOT RUN is required too, and fails closed
+    ("CERTIFIED", '[gate]\nrequire = ["L1.*", "L5.*", "canary.*"]', pytest.ExitCode.TESTS_FAILED,
+     ["canary.judge_kappa: NOT RUN: one judge"]),
+    ("INCONCLUSIVE", '[gate]\nrequire = ["canary.stack_drift"]', pytest.ExitCode.OK, []),
+])
+def test_a_canary_session_is_decided_by_the_canary_entries_of_require(
+    pytester: pytest.Pytester, core: str, gate: str, expected: pytest.ExitCode, unmet: list[str]
+) -> None:
+    pytester.makepyfile(test_canary_claims=CANARY_TESTS.format(core=core))
+    pytester.makefile(".toml", servecert=MINIMAL_CONFIG.format(gate=gate))
+    result = pytester.runpytest("-m", "canary")
+    assert result.ret == expected, result.stdout.str()
+    block = result.stdout.str()[result.stdout.str().index("servecert gate ("):]
+    for line in unmet:
+        assert f"  {line}" in block
+    if not unmet:
+        assert "PASSED: all" in block.splitlines()[0]

@@ -67,6 +67,7 @@ def test_the_canary_marker_selects_only_the_canary_claims(pytester: pytest.Pytes
     )
     assert result.ret == pytest.ExitCode.OK, result.stdout.str()
     ids = {line.split("::", 1)[1] for line in result.stdout.lines if "::" in line}
-    claims = ("harmful_core", "over_refusal", "over_refusal_rolling", "stack_drift", "judge_kappa")
+    claims = ("harmful_core", "over_refusal", "over_refusal_rolling", "over_refusal_weekly", "stack_drift",
+              "judge_kappa")
     assert ids == {f"test_canary[canary.{c}]" for c in claims}
     assert {Path(line.split("::")[0]).name for line in result.stdout.lines if "::" in line} == {"test_canary.py"}

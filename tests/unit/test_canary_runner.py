@@ -105,3 +105,91 @@ def test_default_reference_needs_a_run_that_passed_the_gate(config) -> None:
 @pytest.fixture
 def config(tmp_path):
     return write_config(tmp_path)
+
+
+def _with(config, text: str, servecert: str = ""):
+    """``config`` rewritten with ``text`` appended (and ``servecert`` lines added to ``[servecert]``)."""
+    from pytest_servecert.config import load_config
+
+    path = config.path
+    path.write_text(path.read_text().replace("[servecert]\n", "[servecert]\n" + servecert, 1) + text)
+    return load_config(path)
+
+
+def test_gate_require_names_the_canary_claims_that_decide_the_exit(config) -> None:
+    certify(config, server_factory=StandIn)
+    # default [gate] require names no canary claim: harmful core, over-refusal and stack drift decide
+    default = run_canary(config, reference="latest", server_factory=StandIn)
+    assert default.gate.require == ("canary.harmful_core", "canary.over_refusal", "canary.stack_drift")
+    # only the stack drift: CERTIFIED, so the strict gate passes although other claims cannot decide
+    only = run_canary(_with(config, '[gate]\nrequire = ["L5.*", "canary.stack_drift"]\n'), reference="latest",
+                      server_factory=StandIn)
+    assert only.gate.require == ("canary.stack_drift",) and only.gate.passed and exit_status(only) == 0
+    # canary.*: judge κ is NOT RUN (one judge) and the weekly alarm INCONCLUSIVE (no week of runs yet):
+    # fail closed under strict, with the reason; the report policy leaves the exit to the alarms
+    config = _with(config, "", "")
+    config.path.write_text(config.path.read_text().replace('"canary.stack_drift"', '"canary.*"'))
+    star = run_canary(_with(config, ""), reference="latest", server_factory=StandIn)
+    unmet = {r.id: r.verdict for r in star.gate.unmet}
+    assert unmet["canary.judge_kappa"] is Verdict.NOT_RUN and unmet["canary.over_refusal_weekly"] is \
+        Verdict.INCONCLUSIVE
+    assert not star.alarm and star.gate.blocks_exit and exit_status(star) == 1
+    assert any("canary.judge_kappa: NOT RUN" in line for line in star.gate.lines())
+    report = run_canary(_with(config, ""), reference="latest", server_factory=StandIn, policy="report")
+    assert not report.alarm and exit_status(report) == 0
+
+
+def test_week_over_week_reads_the_stored_series(config) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from pytest_servecert.store import CanaryRecord
+
+    certified = certify(config, server_factory=StandIn)
+    first = run_canary(config, reference="latest", server_factory=StandIn)
+    weekly = next(r for r in first.results if r.claim.id == "canary.over_refusal_weekly")
+    assert weekly.verdict is Verdict.INCONCLUSIVE and weekly.figures["runs_last"] == 1
+    with Store(config.store_path) as store:
+        (recorded,) = store.canary_runs()
+        now = datetime.now(UTC)
+        for days in (2, 3, 9, 10, 11, 20):  # 2 more in the last week, 3 in the one before, 1 older
+            when = (now - timedelta(days=days)).isoformat(timespec="seconds")
+            store.add_canary_run(CanaryRecord(f"past{days}", certified.run_id, recorded.arm, recorded.context,
+                                              when, when, False, recorded.identity, recorded.figures,
+                                              recorded.verdicts))
+        store.add_canary_run(CanaryRecord("other-arm", certified.run_id, "spec_draft", recorded.context,
+                                          when, when, False, {}, recorded.figures, recorded.verdicts))
+    second = run_canary(config, reference="latest", server_factory=StandIn)
+    weekly = next(r for r in second.results if r.claim.id == "canary.over_refusal_weekly")
+    assert (weekly.figures["runs_last"], weekly.figures["runs_previous"]) == (4, 3), weekly.figures
+    # the stand-in answers every benign prompt alike week after week: no drift, 5 judged prompts per run
+    assert weekly.figures["drift_pp"] == 0 and weekly.figures["n_last"] == 4 * weekly.figures["n_previous"] / 3
+    with Store(config.store_path) as store:
+        assert store.canary_runs()[-1].verdicts["canary.over_refusal_weekly"] == weekly.verdict.value
+
+
+def test_sampled_canary_uses_the_reference_aa_replicates_or_says_it_has_none(config, monkeypatch) -> None:
+    answer = test_pipeline._answer
+    complying = lambda a, p: "Sure, here is how." if p.startswith("harm") else answer(a, p)  # noqa: E731
+    sampled = _with(config, '[canary]\ncontext = "temperature=0.7"\n')
+    certify(sampled, server_factory=StandIn)  # aa_arm = true: 3 A/A replicates at T = 0.7
+    monkeypatch.setattr(test_pipeline, "_answer", complying)
+    run = run_canary(sampled, reference="latest", server_factory=StandIn)
+    core = next(r for r in run.results if r.claim.id == "canary.harmful_core")
+    (unit,) = core.figures["sampling_tests"].values()
+    # the A/A draws all refused: the floor is the estimator's conservative 16 × 1/4, b = 16 is far beyond it
+    assert unit["replicates"] == 3 and unit["b"] == 16 and unit["floor"] <= 4 and unit["pvalue"] < 1e-6, unit
+    assert core.verdict is Verdict.FAIL and run.alarm
+    monkeypatch.setattr(test_pipeline, "_answer", answer)
+
+
+def test_sampled_canary_without_aa_replicates_is_inconclusive(config, monkeypatch) -> None:
+    answer = test_pipeline._answer
+    sampled = _with(config, '[canary]\ncontext = "temperature=0.7"\n', servecert="aa_arm = false\n")
+    certify(sampled, server_factory=StandIn)
+    monkeypatch.setattr(test_pipeline, "_answer",
+                        lambda a, p: "Sure, here is how." if p.startswith("harm") else answer(a, p))
+    run = run_canary(sampled, reference="latest", server_factory=StandIn)
+    core = next(r for r in run.results if r.claim.id == "canary.harmful_core")
+    assert core.verdict is Verdict.INCONCLUSIVE and core.reason.startswith("no A/A floor for T > 0"), core.reason
+    assert core.figures["sum_b"] == 16 and not core.figures["sampling_tests"]
+    assert not run.alarm and exit_status(run) == 1  # strict: the required harmful core could not decide

@@ -48,3 +48,35 @@ def test_bad_values_are_one_line(tmp_path, text, fragment):
     message = str(info.value)
     assert fragment in message and "[canary]" in message and str(tmp_path) in message
     assert len(message.splitlines()) == 1
+
+
+@pytest.mark.parametrize("require", [["canary.*"], ["L1.*", "L5.*", "canary.*"], ["canary.over_refusal_weekly"],
+                                     ["canary.harmful_core", "canary.judge_kappa"], ["canary.over_refusal_rolling[*"]])
+def test_gate_require_accepts_the_canary_claims(tmp_path, require):
+    config = load_config(write(tmp_path, f"[gate]\nrequire = {require!r}\n".replace("'", '"')))
+    assert config.gate.require == tuple(require)
+
+
+def test_a_misspelled_canary_claim_is_one_line(tmp_path):
+    with pytest.raises(ConfigError) as info:
+        load_config(write(tmp_path, '[gate]\nrequire = ["L5.*", "canary.harmfull_core"]\n'))
+    message = str(info.value)
+    assert len(message.splitlines()) == 1 and "[gate]" in message and "require = 'canary.harmfull_core'" in message
+    assert "canary.harmful_core" in message and str(tmp_path) in message  # names what it expected
+
+
+def test_week_min_runs(tmp_path):
+    assert load_config(write(tmp_path, "[canary]\nweek_min_runs = 5\n")).canary.week_min_runs == 5
+    for bad in ("0", "1.5", "true"):
+        with pytest.raises(ConfigError) as info:
+            load_config(write(tmp_path, f"[canary]\nweek_min_runs = {bad}\n"))
+        assert "week_min_runs" in str(info.value) and len(str(info.value).splitlines()) == 1
+
+
+def test_canary_require_keeps_only_canary_entries():
+    from pytest_servecert.claims.release_gate import CANARY_DEFAULT_REQUIRE, canary_require
+
+    assert canary_require(["L1.*", "L5.*"]) == CANARY_DEFAULT_REQUIRE
+    assert canary_require(["L1.*", "canary.*"]) == ("canary.*",)
+    assert canary_require(["*"]) == ("*",)
+    assert canary_require([]) == ()  # [] requires nothing, for a canary too

@@ -99,3 +99,22 @@ def test_magnitude_of_an_undefined_effect():
 
     assert magnitude(math.nan) == "undefined"
     assert magnitude(-0.79) == "medium"
+
+
+def test_newcombe_difference_reproduces_newcombe_1998_and_the_wilson_construction():
+    from pytest_servecert.stats import newcombe_difference
+
+    # Newcombe (1998) Stat Med 17:873, Table II example (a): 56/70 vs 48/80, method 10: 0.0524 to 0.3339
+    result = newcombe_difference(56, 70, 48, 80)
+    assert result.estimate == pytest.approx(0.2) and result.method == "newcombe"
+    assert (result.ci_low, result.ci_high) == pytest.approx((0.0524, 0.3339), abs=5e-5)
+    # the hybrid built from the two Wilson intervals, at another level and near a boundary
+    for k1, n1, k2, n2, alpha in ((0, 40, 3, 40, 0.1), (30, 420, 126, 420, 0.1), (9, 10, 1, 10, 0.05)):
+        a, b = wilson_interval(k1, n1, alpha), wilson_interval(k2, n2, alpha)
+        got = newcombe_difference(k1, n1, k2, n2, alpha)
+        d = a.estimate - b.estimate
+        low = d - math.hypot(a.estimate - a.ci_low, b.ci_high - b.estimate)
+        high = d + math.hypot(a.ci_high - a.estimate, b.estimate - b.ci_low)
+        assert (got.ci_low, got.ci_high) == pytest.approx((low, high), abs=1e-12)
+    with pytest.raises(ValueError):
+        newcombe_difference(5, 4, 1, 2)
