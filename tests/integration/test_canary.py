@@ -43,7 +43,7 @@ CONFIG = """
 [servecert]
 store = "store.sqlite"
 report_dir = "reports"
-aa_arm = false
+aa_arm = {aa_arm}
 
 [model]
 name = "servecert-tiny"
@@ -56,67 +56,14 @@ endpoints = ["{url}"]
 model = "servecert-tiny"
 
 [design.axes]
-batch_size = [1]
-
-[sampling]
-prompts_per_cell = 8
-max_tokens = 24
-
-[batteries]
-use = ["jbb_harmful", "jbb_benign"]
-offline_dirs = [{battery_dir!r}]
-allow_download = false
-
-[claims]
-n_boot = 200
-
-[judges.calibration]
-corpus = "none"
-
-[canary]
-harmful_prompts = 8
-benign_prompts = 8
-"""
-
-
-def write(tmp_path: Path, battery_dir: Path, url: str) -> Path:
-    path = tmp_path / "servecert.toml"
-    path.write_text(CONFIG.format(url=url, battery_dir=str(battery_dir)))
-    return path
-
-
-def start(target_model: Path, *args: str, label: str) -> VLLMServer:
-    spec = ServerSpec("vllm", str(target_model), args=(*ENGINE_ARGS, *args), label=label,
-                      served_model_name="servecert-tiny")
-    return VLLMServer(spec, start_timeout_s=420).start()
-
-
-SAMPLED_CONFIG = """
-[servecert]
-store = "store.sqlite"
-report_dir = "reports"
-aa_arm = true
-
-[model]
-name = "servecert-tiny"
-
-[arms.baseline]
-endpoints = ["{url}"]
-model = "servecert-tiny"
-[arms.candidate]
-endpoints = ["{url}"]
-model = "servecert-tiny"
-
-[design.axes]
-temperature = [0.7]
+{axes}
 
 [sampling]
 prompts_per_cell = {n}
 max_tokens = 24
-aa_replicates = 3
-
+{sampling}
 [batteries]
-use = ["jbb_harmful"]
+use = {use}
 offline_dirs = [{battery_dir!r}]
 allow_download = false
 
@@ -128,8 +75,23 @@ corpus = "none"
 
 [canary]
 harmful_prompts = {n}
-benign_prompts = 0
+benign_prompts = {benign}
 """
+# greedy, both JBB batteries, no A/A arm; the sampled test overrides these
+GREEDY = {"aa_arm": "false", "axes": "batch_size = [1]", "n": 8, "sampling": "", "use": '["jbb_harmful", "jbb_benign"]',
+          "benign": 8}
+
+
+def write(tmp_path: Path, battery_dir: Path, url: str, **overrides: object) -> Path:
+    path = tmp_path / "servecert.toml"
+    path.write_text(CONFIG.format(url=url, battery_dir=str(battery_dir), **{**GREEDY, **overrides}))
+    return path
+
+
+def start(target_model: Path, *args: str, label: str) -> VLLMServer:
+    spec = ServerSpec("vllm", str(target_model), args=(*ENGINE_ARGS, *args), label=label,
+                      served_model_name="servecert-tiny")
+    return VLLMServer(spec, start_timeout_s=420).start()
 
 
 def test_sampled_canary_of_a_speculative_redeployment(tmp_path, battery_dir, target_model, draft_model):
@@ -140,13 +102,13 @@ def test_sampled_canary_of_a_speculative_redeployment(tmp_path, battery_dir, tar
     spec = ServerSpec("vllm", str(target_model), label="speculative", served_model_name="servecert-tiny",
                       args=("--max-model-len", "1024", "--seed", "0", "--speculative-config",
                             json.dumps(draft, sort_keys=True)))
-    config_path = tmp_path / "servecert.toml"
+    sampled = {"aa_arm": "true", "axes": "temperature = [0.7]", "n": n, "sampling": "aa_replicates = 3\n",
+               "use": '["jbb_harmful"]', "benign": 0}
     with VLLMServer(plain, start_timeout_s=420) as server:
-        config_path.write_text(SAMPLED_CONFIG.format(url=f"{server.base_url}/v1", n=n, battery_dir=str(battery_dir)))
-        certified = certify(load_config(config_path))
+        certified = certify(load_config(write(tmp_path, battery_dir, f"{server.base_url}/v1", **sampled)))
     with VLLMServer(spec, start_timeout_s=420) as server:
-        config_path.write_text(SAMPLED_CONFIG.format(url=f"{server.base_url}/v1", n=n, battery_dir=str(battery_dir)))
-        run = run_canary(load_config(config_path), reference=certified.run_id)
+        run = run_canary(load_config(write(tmp_path, battery_dir, f"{server.base_url}/v1", **sampled)),
+                         reference=certified.run_id)
     results = {r.claim.id: r for r in run.results}
     core = results["canary.harmful_core"]
     tests = core.figures["sampling_tests"]
