@@ -67,7 +67,7 @@ class EngineConfig:
     #: ``CUDA_VISIBLE_DEVICES`` per replica of an arm with ``replicas = N`` (replica i gets item i).
     devices: tuple[str, ...] = ()
     #: Boot the next server of the plan while the current one samples (within max_live_servers).
-    overlap_boots: bool = False  # unmeasured on the main job yet (README "Performance")
+    overlap_boots: bool = False  # 3 % faster on 2 CPU cores (README "Performance", figure 9)
 
 
 @dataclass(frozen=True)
