@@ -310,7 +310,7 @@ def _canary(args: argparse.Namespace) -> int:
         print(msg, file=sys.stderr, flush=True)
 
     run = run_canary(config, reference=args.reference, progress=log, policy=args.gate)
-    print("\n".join(canary_lines(run)))
+    print("\n".join(canary_lines(run, gate_option="--gate")))
     return exit_status(run)
 
 

@@ -93,8 +93,9 @@ class GateDecision:
         """True when the session must exit non-zero because of the gate alone."""
         return self.policy == "strict" and not self.passed
 
-    def lines(self) -> list[str]:
-        """The closing block: a headline, then one line per unmet claim with its reason."""
+    def lines(self, option: str = "--servecert-gate") -> list[str]:
+        """The closing block: a headline, then one line per unmet claim with its reason;
+        ``option`` is the command-line flag that sets the policy where the block is printed."""
         n, k = len(self.required), len(self.unmet)
         if self.passed:
             head = (
@@ -119,7 +120,7 @@ class GateDecision:
             out.append("  not evaluated in this session (deselected): " + ", ".join(self.unmatched))
         out.append(
             f"  required: {', '.join(self.require) or '(nothing)'}  ([gate] require; "
-            "--servecert-gate strict|report)"
+            f"{option} strict|report)"
         )
         return out
 

@@ -339,14 +339,15 @@ def _claim(claim_id: str) -> Any:
 # -- what the CLI and the pytest alias print -------------------------------------------------------
 
 
-def canary_lines(run: CanaryRun) -> list[str]:
-    """One line per canary claim (verdict, headline, reason), then the gate's block."""
+def canary_lines(run: CanaryRun, gate_option: str = "--servecert-gate") -> list[str]:
+    """One line per canary claim (verdict, headline, reason), then the gate's block
+    (``gate_option``: the flag that sets its policy, ``--gate`` under ``servecert canary``)."""
     out = [f"servecert canary {run.id[:12]} of {run.arm} ({run.context}) vs certified run "
            f"{run.reference.run_id[:12]} ({run.reference.status}):"]
     for r in run.results:
         out.append(f"  {r.id}: {r.verdict.value}: {r.headline}" + (f" — {r.reason}" if r.reason else ""))
     out.append(f"  alarm: {'YES' if run.alarm else 'no'}; Prometheus textfile {run.prometheus_file}")
-    return out + run.gate.lines()
+    return out + run.gate.lines(gate_option)
 
 
 def _cell(figures: Mapping[str, Any], claim: str, key: str, fmt: str) -> str:

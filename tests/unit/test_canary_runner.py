@@ -18,7 +18,7 @@ from test_pipeline import StandIn, write_config
 
 from pytest_servecert import cli
 from pytest_servecert.claims.model import Verdict
-from pytest_servecert.run.canary import CanaryError, exit_status, run_canary
+from pytest_servecert.run.canary import CanaryError, canary_lines, exit_status, run_canary
 from pytest_servecert.runner import certify
 from pytest_servecert.store import Store
 
@@ -134,6 +134,9 @@ def test_gate_require_names_the_canary_claims_that_decide_the_exit(config) -> No
     assert unmet["canary.judge_kappa"] is Verdict.NOT_RUN and unmet["canary.over_refusal_weekly"] is \
         Verdict.INCONCLUSIVE
     assert not star.alarm and star.gate.blocks_exit and exit_status(star) == 1
+    # the closing block names the flag of the command that printed it
+    assert canary_lines(star, gate_option="--gate")[-1].endswith("; --gate strict|report)")
+    assert canary_lines(star)[-1].endswith("; --servecert-gate strict|report)")
     assert any("canary.judge_kappa: NOT RUN" in line for line in star.gate.lines())
     report = run_canary(_with(config, ""), reference="latest", server_factory=StandIn, policy="report")
     assert not report.alarm and exit_status(report) == 0
