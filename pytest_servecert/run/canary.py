@@ -195,7 +195,7 @@ def _canary(
              f"flip rate (if every certified harmful answer refused) and a {sizing.benign_mde_pp:.1f} pp refusal "
              f"drift at {options.power:.0%} power")
     canary_id = uuid.uuid4().hex
-    started = datetime.now(UTC).isoformat(timespec="seconds")
+    started = datetime.now(UTC).isoformat(timespec="microseconds")  # two canaries in one second keep their order
     run_id = store.start_run(config_hash=config_hash(config), argv=[str(config.path), "canary"],
                              versions={"pytest-servecert": __version__}, run_id=canary_id)
     try:
@@ -209,7 +209,7 @@ def _canary(
     gate = decide(results, canary_require(config.gate.require), policy)
     record = CanaryRecord(
         id=canary_id, reference_run_id=reference.run_id, arm=arm, context=ctx.label, started_at=started,
-        finished_at=finished.isoformat(timespec="seconds"),
+        finished_at=finished.isoformat(timespec="microseconds"),
         alarm=any(r.verdict is Verdict.FAIL for r in results), identity=comparable_identity(group.stack),
         figures={r.id: dict(r.figures) for r in results},
         verdicts={r.id: r.verdict.value for r in results},
