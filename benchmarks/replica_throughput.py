@@ -44,22 +44,33 @@ def start_standins(n: int, latency: float) -> tuple[list[subprocess.Popen[str]],
     return procs, [p.stdout.readline().strip() for p in procs]  # type: ignore[union-attr]
 
 
-def responses_per_s(n: int, *, latency: float, requests: int, per_replica: int) -> tuple[float, float]:
-    """(responses/s, client CPU ms per response)."""
+def cpu_seconds(procs: list[subprocess.Popen[str]]) -> float:
+    """User + system CPU the stand-in processes have used so far (Linux /proc)."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    total = 0
+    for proc in procs:
+        fields = open(f"/proc/{proc.pid}/stat").read().rsplit(")", 1)[1].split()
+        total += int(fields[11]) + int(fields[12])  # utime, stime
+    return total / ticks
+
+
+def responses_per_s(n: int, *, latency: float, requests: int, per_replica: int) -> tuple[float, float, float]:
+    """(responses/s, client CPU ms per response, stand-ins' CPU ms per response)."""
     procs, urls = start_standins(n, latency)
     try:
         pool = ReplicaPool("bench", urls, model="standin")
         sampler = Sampler(pool.base_url, pool.served_model_name, transport=pool.transport, progress=False)
         reqs = [ChatRequest(key=f"k{i}", prompt=f"prompt {i}", max_tokens=8) for i in range(requests)]
-        t0, cpu0 = time.perf_counter(), time.process_time()
+        t0, cpu0, server0 = time.perf_counter(), time.process_time(), cpu_seconds(procs)
         results = sampler.sample_sync(reqs, concurrency=pool.concurrency_for(per_replica))
         elapsed, cpu = time.perf_counter() - t0, time.process_time() - cpu0
+        server_cpu = cpu_seconds(procs) - server0
         failed = [r.error for r in results if not r.ok]
         if failed:
             raise SystemExit(f"{len(failed)} requests failed, e.g. {failed[0]}")
         if sum(c["answered"] for c in pool.counts()) != requests:
             raise SystemExit(f"per-replica counts do not add up: {pool.counts()}")
-        return requests / elapsed, 1000 * cpu / requests
+        return requests / elapsed, 1000 * cpu / requests, 1000 * server_cpu / requests
     finally:
         for proc in procs:
             proc.terminate()
@@ -100,18 +111,22 @@ def main() -> None:
                                                     requests=args.requests) for _ in range(args.repeats))
         for n in args.replicas
     }
-    rates = {n: statistics.median(r for r, _ in got) for n, got in runs.items()}
-    cpu_ms = {n: statistics.median(c for _, c in got) for n, got in runs.items()}
+    rates = {n: statistics.median(r for r, _, _ in got) for n, got in runs.items()}
+    cpu_ms = {n: statistics.median(c for _, c, _ in got) for n, got in runs.items()}
+    server_ms = {n: statistics.median(c for _, _, c in got) for n, got in runs.items()}
     single = rates[args.replicas[0]] / args.replicas[0]
     print(f"latency {args.latency * 1000:.0f} ms, {args.per_replica} in flight per replica, "
           f"{args.requests} requests per run, median of {args.repeats}")
     print(f"{'replicas':>8} {'responses/s':>12} {'ratio to N x single':>20} {'client CPU ms/resp':>19}"
-          f" {'direct, same in flight':>23} {'pool / direct':>14}  target >= {TARGET}")
+          f" {'stand-ins CPU ms/resp':>22} {'cores busy':>11} {'direct, same in flight':>23} {'pool / direct':>14}"
+          f"  target >= {TARGET}")
     ok = True
     for n, rate in rates.items():
         ratio = rate / (n * single)
         ok &= ratio >= TARGET
-        print(f"{n:>8} {rate:>12.1f} {ratio:>20.2f} {cpu_ms[n]:>19.1f} {direct[n]:>23.1f} {rate / direct[n]:>14.2f}")
+        busy = rate * (cpu_ms[n] + server_ms[n]) / 1000
+        print(f"{n:>8} {rate:>12.1f} {ratio:>20.2f} {cpu_ms[n]:>19.1f} {server_ms[n]:>22.1f} {busy:>11.2f}"
+              f" {direct[n]:>23.1f} {rate / direct[n]:>14.2f}")
     print("PASS" if ok else "BELOW TARGET", f"(load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs)")
 
 

@@ -36,6 +36,7 @@ from typing import Any
 
 import httpx
 
+from ..http_connect import ssl_context
 from ..http_retry import RetryPolicy, retryable_status
 from ..judge_prompt import (
     JUDGE_PROMPT,
@@ -375,14 +376,16 @@ class OpenAICompatibleJudge(_LLMJudge):
 
     def _open(self) -> httpx.AsyncClient:
         base = self._spec.endpoint.rstrip("/") + "/"  # type: ignore[union-attr]
+        # Loopback judges never go through a proxy from the environment (DESIGN §8):
+        # trust_env=False also drops httpx's proxy mounts for HTTP(S)_PROXY/ALL_PROXY.
+        trust_env = not is_loopback_endpoint(self._spec.endpoint)
         return httpx.AsyncClient(
             base_url=base,
             headers=self._auth_headers(),
             timeout=self.timeout_s,
             transport=self._transport,
-            # Loopback judges never go through a proxy from the environment (DESIGN §8):
-            # trust_env=False also drops httpx's proxy mounts for HTTP(S)_PROXY/ALL_PROXY.
-            trust_env=not is_loopback_endpoint(self._spec.endpoint),
+            trust_env=trust_env,
+            verify=ssl_context(trust_env=trust_env),
         )
 
     async def _complete(self, client: httpx.AsyncClient, text: str) -> str:

@@ -47,6 +47,7 @@ from urllib.parse import urlsplit
 
 import httpx
 
+from ..http_connect import ssl_context
 from ..http_retry import RetryPolicy, retryable_status
 
 __all__ = ["ChatRequest", "HealthCheck", "SampleResult", "Sampler", "sample_sync"]
@@ -189,15 +190,17 @@ class Sampler:
     def _new_client(self, concurrency: int) -> httpx.AsyncClient:
         limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
         host = urlsplit(self.base_url).hostname or ""
+        # Loopback servers never go through a proxy from the environment; a given
+        # transport (a replica pool, serving/replicas.py) decides per replica itself.
+        trust_env = self.transport is None and host not in _LOOPBACK_HOSTS
         return httpx.AsyncClient(
             base_url=self.base_url,
             headers=self._headers,
             limits=limits,
             timeout=httpx.Timeout(self.timeout),
             transport=self.transport,
-            # Loopback servers never go through a proxy from the environment; a given
-            # transport (a replica pool, serving/replicas.py) decides per replica itself.
-            trust_env=self.transport is None and host not in _LOOPBACK_HOSTS,
+            trust_env=trust_env,
+            verify=ssl_context(trust_env=trust_env),  # one per process, not one per cell
         )
 
     async def __aenter__(self) -> Self:

@@ -35,6 +35,7 @@ from typing import Any
 import httpx
 
 from ..errors import ServecertError
+from ..http_connect import env_proxy, ssl_context
 from .endpoint import is_loopback_url, replica_root
 from .engine import ServerDiedError
 
@@ -42,7 +43,6 @@ __all__ = ["NoReplicaError", "ReplicaPool", "ReplicaTransport"]
 
 #: Where the Sampler "sends": never resolved, the transport rewrites every request.
 PLACEHOLDER_URL = "http://replicas.servecert.invalid"
-_HOP_HEADERS = frozenset({"content-encoding", "content-length", "transfer-encoding", "connection"})
 # Connection-level failures that mean the replica is gone (not that the answer is slow).
 _DEAD = (httpx.ConnectError, httpx.ConnectTimeout, httpx.RemoteProtocolError, httpx.ReadError, httpx.WriteError)
 
@@ -102,8 +102,10 @@ class ReplicaTransport(httpx.AsyncBaseTransport):
         self._headers = dict(headers or {})
         self._timeout_s = timeout_s
         self._transport_for = transport_for or (lambda url: None)
+        self._timeout = httpx.Timeout(timeout_s).as_dict()
+        self._roots = {u: httpx.URL(replica_root(u)) for u in urls}
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._clients: dict[str, httpx.AsyncClient] = {}
+        self._transports: dict[str, httpx.AsyncBaseTransport] = {}
         self._changed: asyncio.Event | None = None
 
     # -- state ---------------------------------------------------------------------------------
@@ -132,34 +134,47 @@ class ReplicaTransport(httpx.AsyncBaseTransport):
     # -- the transport -------------------------------------------------------------------------
 
     def _bind(self) -> None:
-        # The Sampler runs one event loop per iter_sample call: clients and events are per loop.
+        # The Sampler runs one event loop per iter_sample call: connections and events are per loop.
         loop = asyncio.get_running_loop()
         if loop is not self._loop:
-            self._loop, self._clients, self._changed = loop, {}, asyncio.Event()
+            self._loop, self._transports, self._changed = loop, {}, asyncio.Event()
 
     def _notify(self) -> None:
         if self._changed is not None:
             self._changed.set()
             self._changed = asyncio.Event()
 
-    def _client(self, replica: _Replica) -> httpx.AsyncClient:
-        client = self._clients.get(replica.url)
-        if client is None:
-            client = self._clients[replica.url] = httpx.AsyncClient(
-                base_url=replica_root(replica.url),
-                headers=self._headers,
-                timeout=self._timeout_s,
-                transport=self._transport_for(replica.url),
-                trust_env=not is_loopback_url(replica.url),  # loopback never via a proxy
+    def _transport(self, replica: _Replica) -> httpx.AsyncBaseTransport:
+        # A transport, not a client: the Sampler's client is the one client layer (a second
+        # one per replica cost ~20 % of the client's CPU per answer, benchmarks/replica_throughput.py).
+        transport = self._transports.get(replica.url)
+        if transport is None:
+            loopback = is_loopback_url(replica.url)
+            transport = self._transports[replica.url] = self._transport_for(replica.url) or httpx.AsyncHTTPTransport(
+                verify=ssl_context(trust_env=not loopback),
+                proxy=env_proxy(replica.url, loopback=loopback),  # loopback never via a proxy
                 limits=httpx.Limits(max_connections=None, max_keepalive_connections=64),
             )
-        return client
+        return transport
 
-    async def _send(
-        self, replica: _Replica, method: str, path: str, body: bytes, headers: dict[str, str]
-    ) -> httpx.Response:
-        client = self._client(replica)
-        return await client.send(client.build_request(method, path, content=body, headers=headers))
+    async def _send(self, replica: _Replica, request: httpx.Request, body: bytes) -> httpx.Response:
+        """``request`` sent to ``replica``, its body read here (a connection that breaks
+        mid-answer is this replica's failure, not the caller's)."""
+        root = self._roots[replica.url]
+        forwarded = httpx.Request(
+            request.method,
+            root.copy_with(raw_path=root.raw_path.rstrip(b"/") + request.url.raw_path),
+            headers=[*self._headers.items(),
+                     *((k, v) for k, v in request.headers.items() if k.lower() in ("content-type", "accept"))],
+            content=body,
+            extensions={"timeout": self._timeout},
+        )
+        response = await self._transport(replica).handle_async_request(forwarded)
+        try:
+            await response.aread()
+        finally:
+            await response.aclose()
+        return response
 
     async def _acquire(self, tried: set[str]) -> _Replica | None:
         """The least-loaded healthy untried replica with room; ``None`` if none is left."""
@@ -183,8 +198,6 @@ class ReplicaTransport(httpx.AsyncBaseTransport):
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         self._bind()
         body = await request.aread()
-        headers = {k: v for k, v in request.headers.items() if k.lower() in ("content-type", "accept")}
-        path = request.url.raw_path.decode("ascii")
         tried: set[str] = set()
         last: httpx.Response | None = None
         while True:
@@ -195,7 +208,7 @@ class ReplicaTransport(httpx.AsyncBaseTransport):
                 raise NoReplicaError(f"no replica can serve: {self.reasons() or 'none left'}", request=request)
             tried.add(replica.url)
             try:
-                response = await self._send(replica, request.method, path, body, headers)
+                response = await self._send(replica, request, body)
             except _DEAD as exc:
                 replica.failed += 1
                 replica.down = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
@@ -208,22 +221,16 @@ class ReplicaTransport(httpx.AsyncBaseTransport):
                 if replica.consecutive_5xx >= self.max_5xx:
                     replica.down = f"HTTP {response.status_code} {self.max_5xx} times in a row: {response.text[:120]}"
                     self._notify()
-                last = _detached(response)
+                last = response
                 continue
             replica.consecutive_5xx = 0
             replica.answered += 1
-            return _detached(response)
+            return response
 
     async def aclose(self) -> None:
-        clients, self._clients = list(self._clients.values()), {}
-        for client in clients:
-            await client.aclose()
-
-
-def _detached(response: httpx.Response) -> httpx.Response:
-    """A read response re-wrapped for the outer client (body already decoded)."""
-    headers = [(k, v) for k, v in response.headers.items() if k.lower() not in _HOP_HEADERS]
-    return httpx.Response(response.status_code, headers=headers, content=response.content)
+        transports, self._transports = list(self._transports.values()), {}
+        for transport in transports:
+            await transport.aclose()
 
 
 class ReplicaPool:

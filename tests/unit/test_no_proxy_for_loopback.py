@@ -29,7 +29,8 @@ from pytest_servecert.judges.llm import (
     OllamaJudge,
     OpenAICompatibleJudge,
 )
-from pytest_servecert.serving.client import ChatRequest, sample_sync
+from pytest_servecert.serving.client import ChatRequest, Sampler, sample_sync
+from pytest_servecert.serving.replicas import ReplicaPool
 
 
 class CountingProxy:
@@ -142,3 +143,23 @@ def test_sampler_on_loopback_bypasses_the_proxy(proxy: CountingProxy, server: st
     results = sample_sync(server + "/v1", "model", [ChatRequest(key="a", prompt="hello", max_tokens=4)])
     assert len(results) == 1 and results[0].text == "REFUSAL"
     assert proxy.received == 0
+
+
+def test_replica_pool_on_loopback_bypasses_the_proxy(proxy: CountingProxy, server: str) -> None:
+    pool = ReplicaPool("baseline", [server + "/v1", server + "/v1/"], model="model")
+    sampler = Sampler(pool.base_url, pool.served_model_name, transport=pool.transport, progress=False)
+    reqs = [ChatRequest(key=f"k{i}", prompt="hello", max_tokens=4) for i in range(4)]
+    results = sampler.sample_sync(reqs, concurrency=pool.concurrency_for(1))
+    assert [r.text for r in results] == ["REFUSAL"] * 4
+    assert proxy.received == 0
+
+
+def test_replica_pool_sends_a_remote_replica_through_the_environments_proxy(proxy: CountingProxy) -> None:
+    # The pool talks to httpx transports itself, so it reads the proxy variables itself.
+    pool = ReplicaPool("baseline", ["http://192.0.2.1:8000/v1"], model="model", timeout_s=3.0)  # TEST-NET-1
+    sampler = Sampler(pool.base_url, pool.served_model_name, transport=pool.transport, progress=False,
+                      max_retries=0)
+    (result,) = sampler.sample_sync([ChatRequest(key="a", prompt="hello", max_tokens=4)],
+                                    concurrency=pool.concurrency_for(1))
+    assert result.error is not None and result.error.startswith("HTTP 502")  # the stand-in proxy's answer
+    assert proxy.received > 0

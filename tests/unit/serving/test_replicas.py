@@ -10,6 +10,7 @@ from collections import Counter
 import httpx
 import pytest
 
+from pytest_servecert.http_connect import env_proxy
 from pytest_servecert.serving.client import ChatRequest, Sampler
 from pytest_servecert.serving.engine import ServerDiedError
 from pytest_servecert.serving.replicas import ReplicaPool
@@ -138,13 +139,33 @@ def test_replicas_known_down_before_sampling_get_nothing():
     assert fleet.served["10.0.0.3"] == 0
 
 
-def test_headers_reach_every_replica_and_loopback_bypasses_proxies(monkeypatch):
-    monkeypatch.setenv("HTTP_PROXY", "http://proxy.invalid:3128")
+def test_headers_reach_every_replica():
     fleet = Fleet()
     pool = ReplicaPool("baseline", ("http://127.0.0.1:9/v1",), model="m", transport_for=fleet.transport_for,
                        headers={"Authorization": "Bearer s3cret"})
     run(pool, requests(2), per_replica=1)
     assert all(h["authorization"] == "Bearer s3cret" for h in fleet.seen_headers)
-    client = pool.transport._client(pool.transport.replicas[0])
-    assert client._trust_env is False
+    assert all(h["host"] == "127.0.0.1:9" for h in fleet.seen_headers)
     assert "s3cret" not in json.dumps(pool.counts())
+
+
+def test_the_environments_proxy_is_read_per_replica(monkeypatch):
+    monkeypatch.setenv("HTTP_PROXY", "http://proxy.invalid:3128")
+    monkeypatch.setenv("NO_PROXY", "internal.example")
+    assert env_proxy("http://10.0.0.1:8000/v1", loopback=False) == "http://proxy.invalid:3128"
+    assert env_proxy("http://vllm.internal.example/v1", loopback=False) is None
+    assert env_proxy("http://127.0.0.1:8000/v1", loopback=True) is None
+
+
+def test_a_gzip_answer_reaches_the_sampler_decoded_once():
+    import gzip
+
+    body = gzip.compress(json.dumps(completion("zipped")).encode())
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, content=body, headers={"content-encoding": "gzip",
+                                                          "content-type": "application/json"})
+
+    pool = ReplicaPool("baseline", URLS[:1], model="m", transport_for=lambda url: httpx.MockTransport(handler))
+    (result,) = run(pool, requests(1), per_replica=1)
+    assert result.text == "zipped"
