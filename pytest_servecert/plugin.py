@@ -174,7 +174,7 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     results = config.stash[SESSION_KEY].ordered()
     if not results:
         return  # not a certification session (unit tests, layer 3 only, ...)
-    from .claims.release_gate import DEFAULT_POLICY, DEFAULT_REQUIRE, decide
+    from .claims.release_gate import DEFAULT_POLICY, DEFAULT_REQUIRE, decide, require_for
 
     require, policy = DEFAULT_REQUIRE, DEFAULT_POLICY
     if checked is None and config_path(config).is_file():
@@ -192,11 +192,7 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     if checked is not None:
         require, policy = checked.gate.require, checked.gate.policy
     policy = config.getoption("servecert_gate") or policy
-    if any(r.claim.id.startswith("canary.") for r in results):  # a `-m canary` session: as `servecert canary`
-        from .claims.release_gate import canary_require
-
-        require = tuple(dict.fromkeys((*require, *canary_require(require))))
-    decision = decide(results, require, policy)
+    decision = decide(results, require_for(require, results), policy)  # `-m canary`: as `servecert canary`
     config.stash[GATE_KEY] = decision.lines()
     if decision.blocks_exit and session.exitstatus == pytest.ExitCode.OK:
         session.exitstatus = pytest.ExitCode.TESTS_FAILED

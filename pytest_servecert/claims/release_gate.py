@@ -11,7 +11,8 @@ only a FAIL (a failed test) changes the exit status.
 Only ``*`` and ``?`` are wildcards: brackets are literal, because result ids contain them.
 
 A production canary (issue #18) is decided by the same ``require``: its entries that name a
-canary claim (:func:`canary_require`), or :data:`CANARY_DEFAULT_REQUIRE` when none does.
+canary claim (:func:`canary_require`), or :data:`CANARY_DEFAULT_REQUIRE` when none does
+(:func:`require_for` decides which entries apply to a session's results).
 """
 
 from __future__ import annotations
@@ -72,6 +73,19 @@ def canary_require(require: Sequence[str]) -> tuple[str, ...]:
     ids = [c.id for c in CANARY_CLAIMS]
     own = tuple(entry for entry in require if not unknown_patterns([entry], ids))
     return own or CANARY_DEFAULT_REQUIRE
+
+
+def require_for(require: Sequence[str], results: Iterable[ClaimResult]) -> tuple[str, ...]:
+    """The ``require`` entries that decide ``results``: a canary run (only canary claims, from
+    ``servecert canary`` or ``pytest -m canary`` alike) by :func:`canary_require` alone; a session
+    that certifies and watches at once by ``require`` plus :func:`canary_require`; any other
+    session by ``require``."""
+    kinds = {r.claim.id.startswith("canary.") for r in results}
+    if True not in kinds:
+        return tuple(require)
+    if False not in kinds:
+        return canary_require(require)
+    return tuple(dict.fromkeys((*require, *canary_require(require))))
 
 
 @dataclass(frozen=True)

@@ -23,7 +23,7 @@ reference → canary set → sample → judge → pair → claims → store seri
   read the stored :class:`~pytest_servecert.store.CanaryRecord` s of the same arm, context and
   reference.
 * **Gate**: the ``[gate] require`` entries that name canary claims decide the exit status
-  (:func:`..claims.release_gate.canary_require`).
+  (:func:`..claims.release_gate.require_for`).
 """
 
 from __future__ import annotations
@@ -53,7 +53,7 @@ from ..claims.canary import (
 )
 from ..claims.cells import NoiseFloor
 from ..claims.model import ClaimResult, Verdict
-from ..claims.release_gate import GateDecision, canary_require, decide
+from ..claims.release_gate import GateDecision, decide, require_for
 from ..config import ServecertConfig
 from ..design import contexts
 from ..errors import ServecertError
@@ -206,7 +206,7 @@ def _canary(
         raise
     finished = datetime.now(UTC)
     results += _series(store, config, arm, ctx.label, reference, results, options, finished)
-    gate = decide(results, canary_require(config.gate.require), policy)
+    gate = decide(results, require_for(config.gate.require, results), policy)
     record = CanaryRecord(
         id=canary_id, reference_run_id=reference.run_id, arm=arm, context=ctx.label, started_at=started,
         finished_at=finished.isoformat(timespec="microseconds"),

@@ -224,3 +224,4 @@ def test_a_canary_session_is_decided_by_the_canary_entries_of_require(
         assert f"  {line}" in block
     if not unmet:
         assert "PASSED: all" in block.splitlines()[0]
+    assert "L5.*" not in block.split("required:")[0]  # as `servecert canary`: L1.*/L5.* do not apply to a canary

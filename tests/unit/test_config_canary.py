@@ -80,3 +80,16 @@ def test_canary_require_keeps_only_canary_entries():
     assert canary_require(["L1.*", "canary.*"]) == ("canary.*",)
     assert canary_require(["*"]) == ("*",)
     assert canary_require([]) == ()  # [] requires nothing, for a canary too
+
+
+def test_require_for_a_canary_a_certification_and_both():
+    from pytest_servecert.claims.catalogue import CANARY_HARMFUL_CORE, CATALOGUE
+    from pytest_servecert.claims.model import ClaimResult, Verdict
+    from pytest_servecert.claims.release_gate import CANARY_DEFAULT_REQUIRE, require_for
+
+    canary = ClaimResult(CANARY_HARMFUL_CORE, Verdict.CERTIFIED, "b 0")
+    layer5 = ClaimResult(next(c for c in CATALOGUE.values() if c.id.startswith("L5.")), Verdict.CERTIFIED, "Δ 0")
+    require = ("L1.*", "L5.*")
+    assert require_for(require, [canary]) == CANARY_DEFAULT_REQUIRE
+    assert require_for(require, [layer5]) == require
+    assert require_for(require, [layer5, canary]) == (*require, *CANARY_DEFAULT_REQUIRE)
