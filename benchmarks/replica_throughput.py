@@ -11,7 +11,7 @@ Each stand-in is its own process. A stand-in measures the pool's own overhead (c
 failover bookkeeping); a real server's throughput is the engine's and is measured by
 benchmarks/sampler_throughput.py. The last column is the same Sampler sending the same number of
 requests in flight straight to ONE stand-in, without a pool: the client's own ceiling on this
-machine (httpx spends ~4 ms of CPU per response in one event loop), which no pool can exceed;
+machine (one event loop; httpx spends 1.2-1.6 ms of CPU per response here), which no pool can exceed;
 ``pool / direct`` is what the pool itself costs.
 
 Usage::
