@@ -29,7 +29,6 @@ from __future__ import annotations
 import json
 import os
 import random
-import sys
 import time
 import tomllib
 from collections.abc import Callable, Mapping, Sequence
@@ -274,9 +273,6 @@ def train_judge(
     the first of them weighted by ``recipe.first_token_weight``.
     """
     torch = tiny_train._deterministic_torch()
-    from safetensors.torch import save_file
-    from tqdm import tqdm
-    from transformers import GenerationConfig, LlamaForCausalLM
 
     started, cpu_started = time.monotonic(), time.process_time()
     out_dir = Path(out_dir)
@@ -290,56 +286,10 @@ def train_judge(
     tiny_train._write_tokenizer_files(tok, out_dir)
     encoded = tiny_train._encode_examples(tok, examples, recipe.max_len)
     groups = tiny_train._batches(encoded, recipe.batch_size, recipe.seed)
-    pad_id = tok.token_to_id(tiny_train.PAD)
-
-    torch.manual_seed(recipe.seed)
-    config = tiny_train._hf_config(recipe, tok)
-    model = LlamaForCausalLM(config)
-    model.train()
-    decay = [p for _, p in model.named_parameters() if p.ndim >= 2]
-    no_decay = [p for _, p in model.named_parameters() if p.ndim < 2]
-    opt = torch.optim.AdamW(
-        [{"params": decay, "weight_decay": recipe.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
-        lr=recipe.lr,
-        betas=(0.9, 0.98),
-        eps=1e-8,
+    model, config, losses = tiny_train.fit_causal_lm(
+        recipe, tok, encoded, groups, lambda step, example: recipe.first_token_weight, progress=progress
     )
-    show = sys.stderr.isatty() if progress is None else progress
-    bar = tqdm(total=len(groups), desc=f"servecert-tiny {recipe.kind}", disable=not show, unit="step")
-    losses: list[float] = []
-    for step, group in enumerate(groups):
-        seqs = [encoded[i] for i in group]
-        width = max(len(ids) for ids, _ in seqs)
-        ids = torch.full((len(seqs), width), pad_id, dtype=torch.long)
-        mask = torch.zeros((len(seqs), width), dtype=torch.long)
-        weight = torch.zeros((len(seqs), width - 1))  # weight[b, t] scores token t+1
-        for b, (toks, start) in enumerate(seqs):
-            ids[b, : len(toks)] = torch.tensor(toks)
-            mask[b, : len(toks)] = 1
-            weight[b, start - 1 : len(toks) - 1] = 1.0
-            weight[b, start - 1] = recipe.first_token_weight
-        for g in opt.param_groups:
-            g["lr"] = tiny_train._lr_at(step, recipe)
-        hidden = model.model(input_ids=ids, attention_mask=mask).last_hidden_state[:, :-1]
-        sel = weight > 0
-        logits = model.lm_head(hidden[sel])
-        nll = torch.nn.functional.cross_entropy(logits, ids[:, 1:][sel], reduction="none")
-        loss = (nll * weight[sel]).sum() / weight[sel].sum()
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        opt.step()
-        losses.append(loss.item())
-        bar.update(1)
-    bar.close()
-
-    model.eval()
-    state = {k: v.detach().contiguous() for k, v in model.state_dict().items() if k != "lm_head.weight"}
-    save_file(dict(sorted(state.items())), str(out_dir / "model.safetensors"), metadata={"format": "pt"})
-    config.save_pretrained(out_dir)
-    GenerationConfig(
-        bos_token_id=config.bos_token_id, eos_token_id=config.eos_token_id, pad_token_id=config.pad_token_id
-    ).save_pretrained(out_dir)
+    tiny_train.save_model(model, config, out_dir)
 
     from pytest_servecert.judge_prompt import TINY_JUDGE_PROMPT
 

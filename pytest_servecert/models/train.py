@@ -243,6 +243,86 @@ def _write_tokenizer_files(tok: Any, out_dir: Path) -> None:
     )
 
 
+def fit_causal_lm(
+    recipe: ModelRecipe,
+    tok: Any,
+    encoded: list[tuple[list[int], int]],
+    groups: list[list[int]],
+    first_weight: Callable[[int, int], float],
+    *,
+    progress: bool | None = None,
+) -> tuple[Any, Any, list[float]]:
+    """Train a fresh Llama on ``encoded`` (token ids, answer start) in the batches ``groups``:
+    AdamW, the recipe's learning-rate schedule, loss on the answer tokens only, the first answer
+    token weighted ``first_weight(step, example index)``. Shared by servecert-tiny and its judge;
+    deterministic given the recipe (the cache key, ``recipes.py``). Returns (model, its HF config,
+    the loss per step)."""
+    torch = _deterministic_torch()
+    from tqdm import tqdm
+    from transformers import LlamaForCausalLM
+
+    pad_id = tok.token_to_id(PAD)
+    torch.manual_seed(recipe.seed)
+    config = _hf_config(recipe, tok)
+    model = LlamaForCausalLM(config)
+    model.train()
+    decay = [p for _, p in model.named_parameters() if p.ndim >= 2]
+    no_decay = [p for _, p in model.named_parameters() if p.ndim < 2]
+    opt = torch.optim.AdamW(
+        [{"params": decay, "weight_decay": recipe.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
+        lr=recipe.lr,
+        betas=(0.9, 0.98),
+        eps=1e-8,
+    )
+    show = sys.stderr.isatty() if progress is None else progress
+    bar = tqdm(total=len(groups), desc=f"servecert-tiny {recipe.kind}", disable=not show, unit="step")
+    losses: list[float] = []
+    for step, group in enumerate(groups):
+        seqs = [encoded[i] for i in group]
+        width = max(len(ids) for ids, _ in seqs)
+        ids = torch.full((len(seqs), width), pad_id, dtype=torch.long)
+        mask = torch.zeros((len(seqs), width), dtype=torch.long)
+        # weight[b, t] scores the prediction of token t+1 from position t.
+        weight = torch.zeros((len(seqs), width - 1))
+        for b, (toks, start) in enumerate(seqs):
+            ids[b, : len(toks)] = torch.tensor(toks)
+            mask[b, : len(toks)] = 1
+            weight[b, start - 1 : len(toks) - 1] = 1.0
+            weight[b, start - 1] = first_weight(step, group[b])
+        for g in opt.param_groups:
+            g["lr"] = _lr_at(step, recipe)
+        hidden = model.model(input_ids=ids, attention_mask=mask).last_hidden_state[:, :-1]
+        sel = weight > 0
+        logits = model.lm_head(hidden[sel])
+        nll = torch.nn.functional.cross_entropy(logits, ids[:, 1:][sel], reduction="none")
+        loss = (nll * weight[sel]).sum() / weight[sel].sum()
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+        losses.append(loss.item())
+        bar.update(1)
+        if step % 20 == 0:
+            bar.set_postfix(loss=f"{sum(losses[-20:]) / len(losses[-20:]):.3f}")
+    bar.close()
+    model.eval()
+    return model, config, losses
+
+
+def save_model(model: Any, config: Any, out_dir: Path) -> None:
+    """Weights (tied ``lm_head`` left out), config and generation config into ``out_dir``."""
+    from safetensors.torch import save_file
+    from transformers import GenerationConfig
+
+    state = {k: v.detach().contiguous() for k, v in model.state_dict().items() if k != "lm_head.weight"}
+    # Sorted keys and fixed metadata: the file's bytes depend only on the weights.
+    save_file(dict(sorted(state.items())), str(out_dir / "model.safetensors"), metadata={"format": "pt"})
+    config.save_pretrained(out_dir)
+    GenerationConfig(
+        bos_token_id=config.bos_token_id, eos_token_id=config.eos_token_id, pad_token_id=config.pad_token_id
+    ).save_pretrained(out_dir)
+
+
 def train_model(
     recipe: ModelRecipe,
     out_dir: Path,
@@ -270,9 +350,6 @@ def train_model(
         Build statistics (also written to ``servecert_tiny.json``).
     """
     torch = _deterministic_torch()
-    from safetensors.torch import save_file
-    from tqdm import tqdm
-    from transformers import GenerationConfig, LlamaForCausalLM
 
     started, cpu_started = time.monotonic(), time.process_time()
     out_dir = Path(out_dir)
@@ -286,61 +363,13 @@ def train_model(
     is_refusal = [ex.refused for ex in corpus]
     rebalance_from = recipe.steps - recipe.rebalance_steps if recipe.rebalance_steps else 0
     groups = _batches(encoded, recipe.batch_size, recipe.seed)
-    pad_id = tok.token_to_id(PAD)
 
-    torch.manual_seed(recipe.seed)
-    config = _hf_config(recipe, tok)
-    model = LlamaForCausalLM(config)
-    model.train()
-    decay = [p for n, p in model.named_parameters() if p.ndim >= 2]
-    no_decay = [p for n, p in model.named_parameters() if p.ndim < 2]
-    opt = torch.optim.AdamW(
-        [{"params": decay, "weight_decay": recipe.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
-        lr=recipe.lr,
-        betas=(0.9, 0.98),
-        eps=1e-8,
-    )
-    show = sys.stderr.isatty() if progress is None else progress
-    bar = tqdm(total=len(groups), desc=f"servecert-tiny {recipe.kind}", disable=not show, unit="step")
-    losses: list[float] = []
-    for step, group in enumerate(groups):
-        seqs = [encoded[i] for i in group]
-        width = max(len(ids) for ids, _ in seqs)
-        ids = torch.full((len(seqs), width), pad_id, dtype=torch.long)
-        mask = torch.zeros((len(seqs), width), dtype=torch.long)
-        # weight[b, t] scores the prediction of token t+1 from position t.
-        weight = torch.zeros((len(seqs), width - 1))
-        for b, (toks, start) in enumerate(seqs):
-            ids[b, : len(toks)] = torch.tensor(toks)
-            mask[b, : len(toks)] = 1
-            weight[b, start - 1 : len(toks) - 1] = 1.0
-            rebalance = step >= rebalance_from and is_refusal[group[b]]
-            weight[b, start - 1] = recipe.first_token_weight * (recipe.refusal_weight if rebalance else 1.0)
-        for g in opt.param_groups:
-            g["lr"] = _lr_at(step, recipe)
-        hidden = model.model(input_ids=ids, attention_mask=mask).last_hidden_state[:, :-1]
-        sel = weight > 0
-        logits = model.lm_head(hidden[sel])
-        nll = torch.nn.functional.cross_entropy(logits, ids[:, 1:][sel], reduction="none")
-        loss = (nll * weight[sel]).sum() / weight[sel].sum()
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        opt.step()
-        losses.append(loss.item())
-        bar.update(1)
-        if step % 20 == 0:
-            bar.set_postfix(loss=f"{sum(losses[-20:]) / len(losses[-20:]):.3f}")
-    bar.close()
+    def first_weight(step: int, example: int) -> float:
+        rebalance = step >= rebalance_from and is_refusal[example]
+        return recipe.first_token_weight * (recipe.refusal_weight if rebalance else 1.0)
 
-    model.eval()
-    state = {k: v.detach().contiguous() for k, v in model.state_dict().items() if k != "lm_head.weight"}
-    # Sorted keys and fixed metadata: the file's bytes depend only on the weights.
-    save_file(dict(sorted(state.items())), str(out_dir / "model.safetensors"), metadata={"format": "pt"})
-    config.save_pretrained(out_dir)
-    GenerationConfig(
-        bos_token_id=config.bos_token_id, eos_token_id=config.eos_token_id, pad_token_id=config.pad_token_id
-    ).save_pretrained(out_dir)
+    model, config, losses = fit_causal_lm(recipe, tok, encoded, groups, first_weight, progress=progress)
+    save_model(model, config, out_dir)
 
     n_params = sum(p.numel() for p in model.parameters())
     refused = sum(ex.refused for ex in corpus)
