@@ -67,7 +67,7 @@ class EngineConfig:
     #: ``CUDA_VISIBLE_DEVICES`` per replica of an arm with ``replicas = N`` (replica i gets item i).
     devices: tuple[str, ...] = ()
     #: Boot the next server of the plan while the current one samples (within max_live_servers).
-    overlap_boots: bool = False  # 3 % faster on 2 CPU cores (README "Performance", figure 9)
+    overlap_boots: bool = False  # pays on 2 CPU cores only with one thread per server (README "Performance", figure 9)
 
 
 @dataclass(frozen=True)
