@@ -26,13 +26,11 @@ import threading
 import time
 from typing import Any
 
+from main_job import ROOT
 from sampler_throughput import prompts
 
+from pytest_servecert.config import load_config
 from pytest_servecert.serving import ChatRequest, Sampler, ServerSpec, VLLMServer
-
-# The main job's engine flags (servecert.toml [engine] args).
-MAIN_JOB_ARGS = ("--enforce-eager", "--dtype", "float32", "--max-model-len", "2048",
-                 "--kv-cache-memory-bytes", "67108864", "--seed", "0", "--block-size", "32")
 
 
 def busy_cores() -> tuple[int, int]:
@@ -103,6 +101,7 @@ def main() -> int:
     from pytest_servecert.models import ensure_model
 
     model = str(ensure_model("target"))
+    engine_args = load_config(ROOT / "servecert.toml").engine.args  # the main job's flags
     texts = prompts(args.prompts)
     print(f"{os.cpu_count()} cores; {args.prompts} prompts x {args.max_tokens} tokens, T = 0", flush=True)
     reference: dict[int, float] = {}
@@ -110,7 +109,7 @@ def main() -> int:
         env = () if threads == "default" else (("OMP_NUM_THREADS", threads),)
 
         def spec(name: str, env: tuple[tuple[str, str], ...] = env) -> ServerSpec:
-            return ServerSpec("vllm", model, args=MAIN_JOB_ARGS, env=(*env, ("SERVECERT_COTENANT", name)), label=name)
+            return ServerSpec("vllm", model, args=engine_args, env=(*env, ("SERVECERT_COTENANT", name)), label=name)
 
         with VLLMServer(spec("a")) as a, VLLMServer(spec("b")) as b:
             boots = f"boots {a.start_seconds:.0f} s and {b.start_seconds:.0f} s"
@@ -124,9 +123,8 @@ def main() -> int:
                 print(f"  batch {concurrency:>2}: one alone {one:6.2f} resp/s ({one / ref:.2f}, {cores1:.2f} cores); "
                       f"two at once {two:6.2f} resp/s ({two / ref:.2f}, {cores2:.2f} cores); "
                       f"A's answers as alone: {both_a == alone}", flush=True)
-            idle_boot = VLLMServer(spec("c")).start()
-            idle_s = idle_boot.start_seconds
-            idle_boot.stop()
+            with VLLMServer(spec("c")) as idle_boot:
+                idle_s = idle_boot.start_seconds
             rate, boot_s = during_boot(a, spec("d"), texts, n)
             print(f"  batch  1 while another server boots: {rate:6.2f} resp/s ({rate / reference[1]:.2f}); "
                   f"the boot took {boot_s:.0f} s (on idle cores: {idle_s:.0f} s)", flush=True)

@@ -17,7 +17,8 @@ an instance that honours seeds repeats its answers byte for byte, and the answer
 ``--max-tokens`` show an instance that emits token salad (which the main job judges as
 compliance)::
 
-    SERVECERT_BATTERY_DIR=../shared/batteries python benchmarks/spec_draft_sampling.py --boots 4 --prompts 40
+    SERVECERT_BATTERY_DIR=../shared/batteries python benchmarks/spec_draft_sampling.py \
+        --boots 3 --prompts 20 --max-tokens 48
 """
 
 from __future__ import annotations
